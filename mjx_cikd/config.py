@@ -1,0 +1,232 @@
+"""The run configuration: one frozen dataclass, and the one place that parses profiles and flags.
+
+Every field is a command-line flag spelled as the field (`--num_envs 2048`). `--profile NAME`
+loads `profiles/NAME.toml` first; flags override it. `Config.validate` turns bad input into one
+`ConfigError` line before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import tomllib
+import typing
+from dataclasses import dataclass
+
+PROFILE_DIR = pathlib.Path(__file__).resolve().parent.parent / "profiles"
+ALGOS = ("sac", "ensemble", "cikd")
+IMPLS = ("auto", "jax", "warp")
+
+
+class ConfigError(ValueError):
+    """Bad user input: reported as one line, before any compilation."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- task -------------------------------------------------------------------------
+    env: str = "CheetahRun"
+    impl: str = "auto"  # MJX implementation: jax | warp | auto (the faster one measured here)
+    episode_length: int = 0  # 0: the task's own time limit
+    num_envs: int = 128
+    total_steps: int = 1_000_000  # env steps (transitions), summed over envs
+    seed: int = 0
+    num_seeds: int = 1  # independent seeds side by side in one program (vmap)
+    # --- ensemble ---------------------------------------------------------------------
+    algo: str = "cikd"  # sac (K=1) | ensemble (K>1, shared buffer) | cikd
+    ensemble_size: int = 3  # K
+    widths: tuple[int, ...] = ()  # per-member hidden width; empty: hidden_width for all
+    hidden_width: int = 256
+    hidden_layers: int = 2
+    return_window: int = 5  # M: R_k is the mean of member k's last M training returns
+    # --- SAC (Haarnoja et al. 2018, Table 1, unless the parallel setting says otherwise) ----
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    init_alpha: float = 1.0
+    batch_size: int = 256  # B, per member
+    updates_per_step: int = 8  # U: updates of every member per vector env step
+    buffer_size: int = 1_000_000  # transitions, shared by the members
+    learning_starts: int = 10_000  # env steps of uniform random actions before updates
+    normalize_obs: bool = True  # one running normaliser shared by all members
+    # --- CIKD (paper section 4.4) ------------------------------------------------------
+    distill_interval: int = 5_000  # I, env steps between phases
+    distill_warmup: int = 10_000  # no phase before this many env steps
+    distill_steps: int = 256  # D, gradient steps per phase
+    distill_batch_size: int = 256  # B_d
+    distill_lr: float = 1e-3
+    extra_updates: bool = False  # sac/ensemble "(extra)": D SAC updates instead of a phase
+    # --- evaluation, logging ------------------------------------------------------------
+    log_every: int = 20_000  # env steps per compiled chunk, one log point each
+    eval_every: int = 0  # env steps between evaluations (inside the loop); 0: = log_every
+    eval_episodes: int = 10  # per member, deterministic policy tanh(mean)
+    run_dir: str = ""  # empty: runs/<env>-<algo>-<time>
+    progress: bool = True
+    compile_cache: str = "~/.cache/mjx_cikd/xla"  # persistent compilation cache; "" disables
+    tensorboard: bool = True
+
+    # ---------------------------------------------------------------------------------
+    @property
+    def member_widths(self) -> tuple[int, ...]:
+        return self.widths if self.widths else (self.hidden_width,) * self.ensemble_size
+
+    @property
+    def iters_per_chunk(self) -> int:
+        return max(1, self.log_every // self.num_envs)
+
+    @property
+    def num_chunks(self) -> int:
+        per_chunk = self.iters_per_chunk * self.num_envs
+        return max(1, -(-self.total_steps // per_chunk))
+
+    @property
+    def buffer_rows(self) -> int:
+        """Capacity in transitions: a multiple of num_envs, so one write never wraps."""
+        return (self.buffer_size // self.num_envs) * self.num_envs
+
+    def validate(self) -> "Config":
+        positive = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
+                    "hidden_layers", "return_window", "batch_size", "updates_per_step",
+                    "buffer_size", "distill_interval", "distill_batch_size", "log_every",
+                    "eval_episodes")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("episode_length", "learning_starts", "distill_warmup", "distill_steps",
+                     "eval_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("actor_lr", "critic_lr", "alpha_lr", "distill_lr", "init_alpha"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.gamma < 1:
+            raise ConfigError(f"--gamma must be in [0, 1), got {self.gamma}")
+        if not 0 < self.tau <= 1:
+            raise ConfigError(f"--tau must be in (0, 1], got {self.tau}")
+        if self.algo not in ALGOS:
+            raise ConfigError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.impl not in IMPLS:
+            raise ConfigError(f"--impl must be one of {', '.join(IMPLS)}, got {self.impl!r}")
+        if self.widths and len(self.widths) != self.ensemble_size:
+            raise ConfigError(f"--widths lists {len(self.widths)} members but --ensemble_size "
+                              f"is {self.ensemble_size}")
+        if any(w < 1 for w in self.widths):
+            raise ConfigError(f"--widths must all be >= 1, got {self.widths}")
+        if self.algo == "sac" and self.ensemble_size != 1:
+            raise ConfigError(f"--algo sac trains one agent; got --ensemble_size "
+                              f"{self.ensemble_size} (use --algo ensemble or cikd)")
+        if self.algo == "cikd" and self.ensemble_size < 2:
+            raise ConfigError("--algo cikd needs --ensemble_size >= 2 (a teacher and a student)")
+        if self.algo == "cikd" and self.extra_updates:
+            raise ConfigError("--extra_updates is a baseline for --algo sac|ensemble, not cikd")
+        if self.buffer_size < self.num_envs:
+            raise ConfigError(f"--buffer_size {self.buffer_size} is smaller than one vector "
+                              f"step of --num_envs {self.num_envs}")
+        if self.buffer_rows < max(self.batch_size, self.distill_batch_size):
+            raise ConfigError(f"--buffer_size {self.buffer_size} holds fewer transitions than "
+                              f"one batch ({max(self.batch_size, self.distill_batch_size)})")
+        return self
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+
+# ---------------------------------------------------------------------------------------
+# parsing: profiles, then flags
+
+
+def _field_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, value, typ) -> object:
+    """One value from TOML or the command line to the field's type, or a ConfigError."""
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if typ == tuple[int, ...]:
+            if isinstance(value, (list, tuple)):
+                return tuple(int(v) for v in value)
+            text = str(value).strip()
+            return tuple(int(v) for v in text.split(",") if v.strip()) if text else ()
+        if typ is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() \
+                else int(value)
+        if typ is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{name}: cannot read {value!r} as {getattr(typ, '__name__', typ)}")
+
+
+def load_profile(name: str) -> dict:
+    path = pathlib.Path(name)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+        raise ConfigError(f"unknown profile {name!r}; known: {', '.join(known)}")
+    with open(path, "rb") as f:
+        values = tomllib.load(f)
+    types = _field_types()
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ConfigError(f"profile {path.name}: unknown field(s) {', '.join(unknown)}")
+    return {k: _coerce(k, v, types[k]) for k, v in values.items()}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line, exit code 2
+        raise ConfigError(message)
+
+
+def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None = None):
+    parser = _Parser(description="mjx_cikd: SAC ensembles with CIKD on MJX", allow_abbrev=False)
+    parser.add_argument("--profile", default=None, help="profiles/NAME.toml, overridden by flags")
+    for name, typ in _field_types().items():
+        default = getattr(Config, name, None)
+        parser.add_argument(f"--{name}", default=None, metavar=typ.__name__.upper()
+                            if hasattr(typ, "__name__") else "LIST",
+                            help=f"default: {default!r}")
+    if extra is not None:
+        extra(parser)
+    return parser
+
+
+def config_from_args(argv: list[str] | None = None, extra=None) -> tuple[Config, argparse.Namespace]:
+    """Profile, then flags, then the ensemble-size rules of each algo, then validation."""
+    args = build_parser(extra).parse_args(argv)
+    types = _field_types()
+    values: dict = load_profile(args.profile) if args.profile else {}
+    given = {k: _coerce(k, getattr(args, k), types[k])
+             for k in types if getattr(args, k) is not None}
+    values.update(given)
+    return resolve(values), args
+
+
+def resolve(values: dict) -> Config:
+    """Fill the ensemble size implied by the algo or the widths, then validate."""
+    values = dict(values)
+    if values.get("widths") and "ensemble_size" not in values:
+        values["ensemble_size"] = len(values["widths"])
+    if values.get("algo") == "sac" and "ensemble_size" not in values:
+        values["ensemble_size"] = 1
+    return Config(**values).validate()
+
+
+def replace(config: Config, **changes) -> Config:
+    return dataclasses.replace(config, **changes).validate()

@@ -1,0 +1,90 @@
+"""The ensemble of K SAC members: stacked pytrees grouped by architecture.
+
+Members that share a width form one group, stacked along a leading axis and updated by one
+vmapped function; a homogeneous ensemble is a single group. The member index k (0..K-1) is the
+user's order; `outputs in member order` gathers the groups' stacked outputs back into it, so a
+traced member index (the teacher) can pick any member's output.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mjx_cikd import sac as sac_lib
+from mjx_cikd.config import Config
+from mjx_cikd.sac import Agent, Batch
+
+Members = tuple  # tuple[Agent, ...], one stacked Agent per group
+
+
+class Group(NamedTuple):
+    width: int
+    members: tuple[int, ...]  # member indices, in stack order
+    sac: sac_lib.SAC
+
+
+class Ensemble(NamedTuple):
+    groups: tuple[Group, ...]
+    size: int
+    order: np.ndarray  # position in the groups' concatenation -> member index
+    inverse: np.ndarray  # member index -> position in the concatenation
+
+    def init(self, key: jax.Array) -> Members:
+        """Member k is initialised from the k-th of K independent keys."""
+        keys = jax.random.split(key, self.size)
+        return tuple(jax.vmap(g.sac.init)(keys[np.array(g.members)]) for g in self.groups)
+
+    def _member_order(self, per_group: list) -> jax.Array:
+        stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *per_group)
+        if np.array_equal(self.inverse, np.arange(self.size)):
+            return stacked
+        return jax.tree.map(lambda x: x[self.inverse], stacked)
+
+    def split(self, tree) -> list:
+        """A pytree with a leading member axis [K, ...] -> one slice per group."""
+        return [jax.tree.map(lambda x: x[np.array(g.members)], tree) for g in self.groups]
+
+    def policy(self, members: Members, obs: jax.Array):
+        """Every member's (mean, log_std) on the same obs: [K, ..., A] each."""
+        outs = [jax.vmap(g.sac.actor.apply, in_axes=(0, None))(m.actor, obs)
+                for g, m in zip(self.groups, members)]
+        return self._member_order(outs)
+
+    def policy_per_member(self, actor_params: tuple, obs: jax.Array):
+        """Each member on its own obs: obs [K, B, obs] -> [K, B, A] each."""
+        outs = [jax.vmap(g.sac.actor.apply)(p, o)
+                for g, p, o in zip(self.groups, actor_params, self.split(obs))]
+        return self._member_order(outs)
+
+    def q_values(self, critic_params: tuple, obs: jax.Array, action: jax.Array):
+        """Every member's twin Q on the same (obs, action): [K, B, 2]."""
+        outs = [jax.vmap(g.sac.critic.apply, in_axes=(0, None, None))(p, obs, action)
+                for g, p in zip(self.groups, critic_params)]
+        return self._member_order(outs)
+
+    def update(self, members: Members, batch: Batch, keys: jax.Array):
+        """One SAC step for every member, each on its own batch ([K, B, ...])."""
+        new, metrics = [], []
+        for g, m, b, k in zip(self.groups, members, self.split(batch), self.split(keys)):
+            m, met = jax.vmap(g.sac.update)(m, b, k)
+            new.append(m)
+            metrics.append(met)
+        return tuple(new), self._member_order(metrics)
+
+    def log_alpha(self, members: Members) -> jax.Array:
+        return self._member_order([m.log_alpha for m in members])
+
+
+def make_ensemble(config: Config, obs_size: int, action_size: int) -> Ensemble:
+    widths = config.member_widths
+    groups = []
+    for width in dict.fromkeys(widths):  # first-appearance order
+        members = tuple(k for k, w in enumerate(widths) if w == width)
+        groups.append(Group(width, members, sac_lib.make_sac(config, obs_size, action_size, width)))
+    order = np.array([k for g in groups for k in g.members])
+    return Ensemble(groups=tuple(groups), size=len(widths), order=order,
+                    inverse=np.argsort(order))

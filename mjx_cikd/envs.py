@@ -1,0 +1,173 @@
+"""The task registry: a batched, auto-resetting MJX task by name.
+
+Sources: MuJoCo Playground's DM Control suite (`CheetahRun`, `CartpoleSwingup`, ...), the
+Gym-MuJoCo tasks of the paper through Brax (`halfcheetah`, `hopper`, ...), and tiny probe tasks
+(`mjx_cikd.probes`) whose values are known in closed form. Every source is wrapped the same way:
+a time limit that *truncates* (kept apart from the task's own termination, so the SAC target
+bootstraps through it), and an auto-reset that hands back the true final observation of a
+finished episode alongside the first observation of the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import logging
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from mjx_cikd import probes
+from mjx_cikd.config import Config, ConfigError
+
+# Implementation chosen by impl="auto", measured on this project's CPU (docs/benchmarks.md):
+# MJX-JAX steps cartpole ~15x faster than Warp, Warp steps the cheetah ~6x faster than JAX.
+# On a GPU the Warp wheel is usually absent (docs); auto then takes jax.
+_AUTO_CPU_PREFERS_JAX = ("Cartpole", "Pendulum", "Acrobot", "PointMass", "Reacher")
+
+BRAX_TASKS = ("ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
+              "inverted_double_pendulum", "pusher", "reacher", "swimmer", "walker2d")
+
+
+@functools.cache
+def playground_tasks() -> tuple[str, ...]:
+    from mujoco_playground._src import dm_control_suite
+
+    return tuple(dm_control_suite.ALL_ENVS)
+
+
+def task_names() -> tuple[str, ...]:
+    return playground_tasks() + BRAX_TASKS + probes.PROBE_TASKS
+
+
+def check_task(name: str) -> None:
+    """A clear error for an unknown task, without building anything."""
+    if name not in task_names():
+        raise ConfigError(f"unknown task {name!r}; known: {', '.join(task_names())}")
+
+
+def warp_available() -> bool:
+    try:
+        import warp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_impl(name: str, impl: str) -> str:
+    """The MJX implementation a task will run with, or a ConfigError."""
+    if name in probes.PROBE_TASKS:
+        return "jax"
+    if name in BRAX_TASKS:
+        if impl == "warp":
+            raise ConfigError(f"task {name!r} (Brax) runs on MJX-JAX only; use --impl jax")
+        return "jax"
+    if impl == "warp" and not warp_available():
+        raise ConfigError("--impl warp needs MuJoCo Warp: pip install warp-lang")
+    if impl == "auto":
+        if not warp_available() or jax.default_backend() != "cpu":
+            return "jax"
+        return "jax" if name.startswith(_AUTO_CPU_PREFERS_JAX) else "warp"
+    return impl
+
+
+def _quiet_warp() -> None:
+    import warp
+
+    warp.config.quiet = True
+    os.environ.setdefault("WARP_LOG_LEVEL", "ERROR")
+    logging.getLogger("warp").setLevel(logging.ERROR)
+
+
+@struct.dataclass
+class EnvState:
+    inner: Any  # the source task's own state, batched over envs
+    obs: jax.Array  # [N, obs] first observation of the current episode after a reset
+    t: jax.Array  # [N] steps taken in the current episode
+
+
+class StepOut(NamedTuple):
+    next_obs: jax.Array  # [N, obs] the observation the action led to (before any reset)
+    reward: jax.Array  # [N]
+    terminated: jax.Array  # [N] bool, the task ended the episode: no bootstrap
+    truncated: jax.Array  # [N] bool, the time limit ended it: bootstrap through
+
+
+@struct.dataclass
+class Task:
+    """A batched task. `reset(keys[N])`, `step(state, action[N, A], key)`."""
+
+    name: str = struct.field(pytree_node=False)
+    impl: str = struct.field(pytree_node=False)
+    obs_size: int = struct.field(pytree_node=False)
+    action_size: int = struct.field(pytree_node=False)
+    episode_length: int = struct.field(pytree_node=False)
+    _reset: Callable = struct.field(pytree_node=False)
+    _step: Callable = struct.field(pytree_node=False)
+
+    def reset(self, keys: jax.Array) -> EnvState:
+        inner = jax.vmap(self._reset)(keys)
+        return EnvState(inner=inner, obs=_clean(inner.obs), t=jnp.zeros(keys.shape[0], jnp.int32))
+
+    def step_raw(self, state: EnvState, action: jax.Array) -> tuple[EnvState, StepOut]:
+        """One step without reset: the evaluation rollout masks finished episodes itself."""
+        inner = jax.vmap(self._step)(state.inner, action)
+        t = state.t + 1
+        next_obs = _clean(inner.obs)
+        terminated = inner.done > 0.5
+        truncated = (t >= self.episode_length) & ~terminated
+        out = StepOut(next_obs, jnp.nan_to_num(inner.reward.astype(jnp.float32)),
+                      terminated, truncated)
+        return EnvState(inner=inner, obs=next_obs, t=t), out
+
+    def step(self, state: EnvState, action: jax.Array, key: jax.Array) -> tuple[EnvState, StepOut]:
+        """One step; finished envs restart from a fresh random initial state."""
+        stepped, out = self.step_raw(state, action)
+        done = out.terminated | out.truncated
+
+        def with_reset(stepped: EnvState) -> EnvState:
+            fresh = self.reset(jax.random.split(key, done.shape[0]))
+            pick = lambda new, old: jnp.where(  # noqa: E731
+                done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old)
+            return jax.tree.map(pick, fresh, stepped)
+
+        # Most steps finish no episode: skip the reset's cost then (a select under seed-vmap).
+        return jax.lax.cond(done.any(), with_reset, lambda s: s, stepped), out
+
+
+def _clean(obs: jax.Array) -> jax.Array:
+    if isinstance(obs, dict):
+        raise ConfigError("tasks with dict observations are not supported")
+    return jnp.nan_to_num(obs.astype(jnp.float32), posinf=0.0, neginf=0.0)
+
+
+def make_task(config: Config) -> Task:
+    """Build the task named by `config.env` with its implementation and time limit."""
+    name = config.env
+    check_task(name)
+    impl = resolve_impl(name, config.impl)
+    if name in probes.PROBE_TASKS:
+        env = probes.make(name)
+        limit = env.episode_length
+    elif name in BRAX_TASKS:
+        import brax.envs
+
+        env = brax.envs.get_environment(name, backend="mjx")
+        limit = 1000
+    else:
+        from mujoco_playground import registry
+
+        if impl == "warp":
+            _quiet_warp()
+        with contextlib.redirect_stdout(io.StringIO()):
+            env = registry.load(name, config_overrides={"impl": impl})
+        limit = int(env._config.episode_length)
+    if config.episode_length:
+        limit = config.episode_length
+    return Task(name=name, impl=impl, obs_size=int(env.observation_size),
+                action_size=int(env.action_size), episode_length=int(limit),
+                _reset=env.reset, _step=env.step)

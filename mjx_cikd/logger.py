@@ -1,0 +1,76 @@
+"""The run directory: `config.json`, `metrics.jsonl`, TensorBoard events, and the progress bar.
+
+`metrics.jsonl` holds one JSON object per line, each with an `event`:
+  - `log`: per seed and log point: env_steps, wall_s, sps, R (R_k per member), episodes, and the
+    chunk's mean critic_loss, actor_loss, alpha, entropy, q per member;
+  - `eval`: per seed and evaluation: every member's mean deterministic return, best/worst/mean;
+  - `distill`: per seed and phase point: teacher, R, the policy KL and critic gap per member before
+    and after (or `ran: false` when no member had finished an episode);
+  - `run`: once, at the start and end: device, versions, compile time, totals.
+NaN (a member with no finished episode) is written as null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+class RunLogger:
+    def __init__(self, run_dir: str | pathlib.Path, config_dict: dict, tensorboard: bool = True):
+        self.dir = pathlib.Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
+        self._file = open(self.dir / "metrics.jsonl", "a", buffering=1)
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.dir / "tb"))
+        self.start = time.perf_counter()
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(_clean(record)) + "\n")
+
+    def scalars(self, prefix: str, values: dict, step: int) -> None:
+        if self._tb is None:
+            return
+        for name, value in values.items():
+            arr = np.asarray(value, dtype=float).reshape(-1)
+            for i, v in enumerate(arr):
+                if np.isfinite(v):
+                    tag = f"{prefix}/{name}" if arr.size == 1 else f"{prefix}/{name}/{i}"
+                    self._tb.add_scalar(tag, float(v), step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(run_dir: str | pathlib.Path, event: str | None = None) -> list[dict]:
+    path = pathlib.Path(run_dir) / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if event is None or r.get("event") == event]

@@ -1,0 +1,72 @@
+"""Actor and critic networks, and the tanh-squashed Gaussian policy they define.
+
+The actor outputs the mean and log-std of a diagonal Gaussian u ~ N(mu, sigma^2); the action is
+a = tanh(u), so log pi(a|s) = log N(u) - sum log(1 - tanh(u)^2) (Haarnoja et al. 2018, App. C).
+The deterministic action used by evaluation is tanh(mu). The critic is a twin Q (clipped double Q).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class MLP(nn.Module):
+    width: int
+    layers: int
+    out: int
+
+    @nn.compact
+    def __call__(self, x):
+        for _ in range(self.layers):
+            x = nn.relu(nn.Dense(self.width)(x))
+        return nn.Dense(self.out)(x)
+
+
+class Actor(nn.Module):
+    """s -> (mu, log_sigma) of the pre-tanh Gaussian."""
+
+    width: int
+    layers: int
+    action_size: int
+
+    @nn.compact
+    def __call__(self, obs):
+        out = MLP(self.width, self.layers, 2 * self.action_size)(obs)
+        mean, raw = jnp.split(out, 2, axis=-1)
+        # smooth squashing into [LOG_STD_MIN, LOG_STD_MAX] keeps gradients alive at the edges
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
+        return mean, log_std
+
+
+class Critic(nn.Module):
+    """(s, a) -> [Q1, Q2], two independent MLPs."""
+
+    width: int
+    layers: int
+
+    @nn.compact
+    def __call__(self, obs, action):
+        x = jnp.concatenate([obs, action], axis=-1)
+        q = [MLP(self.width, self.layers, 1)(x)[..., 0] for _ in range(2)]
+        return jnp.stack(q, axis=-1)
+
+
+def sample_action(mean, log_std, key):
+    """A reparameterised tanh-Gaussian sample and its log-probability."""
+    std = jnp.exp(log_std)
+    u = mean + std * jax.random.normal(key, mean.shape)
+    action = jnp.tanh(u)
+    log_normal = -0.5 * (((u - mean) / std) ** 2 + 2 * log_std + math.log(2 * math.pi))
+    # log(1 - tanh(u)^2) written stably: 2 (log 2 - u - softplus(-2u))
+    log_det = 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+    return action, jnp.sum(log_normal - log_det, axis=-1)
+
+
+def deterministic_action(mean):
+    return jnp.tanh(mean)

@@ -1,0 +1,98 @@
+"""The shared replay buffer: a fixed-size ring on the device, pure init/add/sample.
+
+One write of N rows per vector step at a modulo index (`dynamic_update_slice`); the capacity is a
+multiple of N so a write never wraps. Observations are stored raw: the shared normaliser is
+applied at sampling time, with its current statistics. Each member draws its own batch.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+
+@struct.dataclass
+class Replay:
+    obs: jax.Array  # [C, obs]
+    action: jax.Array  # [C, A]
+    reward: jax.Array  # [C]
+    next_obs: jax.Array  # [C, obs]
+    terminated: jax.Array  # [C] float
+    ptr: jax.Array  # next row to write
+    size: jax.Array  # rows holding data
+
+    @property
+    def capacity(self) -> int:
+        return self.reward.shape[0]
+
+
+def _row_bytes(obs_size: int, action_size: int) -> int:
+    return 4 * (2 * obs_size + action_size + 2)
+
+
+def nbytes(capacity: int, obs_size: int, action_size: int) -> int:
+    """Bytes the buffer's arrays take on the device (float32 everywhere)."""
+    return capacity * _row_bytes(obs_size, action_size)
+
+
+def init(capacity: int, obs_size: int, action_size: int) -> Replay:
+    zeros = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)  # noqa: E731
+    return Replay(obs=zeros(obs_size), action=zeros(action_size), reward=zeros(),
+                  next_obs=zeros(obs_size), terminated=zeros(), ptr=jnp.zeros((), jnp.int32),
+                  size=jnp.zeros((), jnp.int32))
+
+
+def add(buf: Replay, obs, action, reward, next_obs, terminated) -> Replay:
+    """Write N rows at `ptr`; the oldest rows are overwritten once the ring is full."""
+    n = reward.shape[0]
+    write = lambda dst, src: jax.lax.dynamic_update_slice_in_dim(  # noqa: E731
+        dst, src.astype(dst.dtype), buf.ptr, axis=0)
+    return buf.replace(obs=write(buf.obs, obs), action=write(buf.action, action),
+                       reward=write(buf.reward, reward), next_obs=write(buf.next_obs, next_obs),
+                       terminated=write(buf.terminated, terminated),
+                       ptr=(buf.ptr + n) % buf.capacity,
+                       size=jnp.minimum(buf.size + n, buf.capacity))
+
+
+def sample_indices(buf: Replay, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    return jax.random.randint(key, shape, 0, jnp.maximum(buf.size, 1))
+
+
+def gather(buf: Replay, idx: jax.Array):
+    return (buf.obs[idx], buf.action[idx], buf.reward[idx], buf.next_obs[idx],
+            buf.terminated[idx])
+
+
+def check_fits(capacity: int, obs_size: int, action_size: int, copies: int = 1) -> int:
+    """Bytes of `copies` buffers; a ConfigError if the device cannot hold them."""
+    from mjx_cikd.config import ConfigError
+
+    total = copies * nbytes(capacity, obs_size, action_size)
+    limit = device_memory_bytes()
+    if limit is not None and total > 0.9 * limit:
+        raise ConfigError(f"replay buffer needs {total / 2**30:.2f} GiB but the device has "
+                          f"{limit / 2**30:.2f} GiB; lower --buffer_size or --num_seeds")
+    return total
+
+
+def device_memory_bytes() -> int | None:
+    dev = jax.devices()[0]
+    try:
+        stats = dev.memory_stats() or {}
+    except Exception:  # noqa: BLE001 - backends without memory stats
+        stats = {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    if dev.platform == "cpu":
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    return None
+
+
+def arrays_nbytes(buf: Replay) -> int:
+    """Bytes actually held by the buffer's data arrays (for the benchmark's check)."""
+    return int(sum(np.prod(x.shape) * x.dtype.itemsize
+                   for x in (buf.obs, buf.action, buf.reward, buf.next_obs, buf.terminated)))

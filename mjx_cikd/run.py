@@ -1,0 +1,187 @@
+"""The host side of a run: build, compile once, run chunks, log, draw progress.
+
+The host never touches the training state between chunks except to read the small `ChunkLog`;
+seeds run side by side as a vmap over the whole chunk (each seed has its own envs, buffer,
+ensemble and keys: seed s of a run with `--seed b` uses key(b + s), exactly the key a plain run
+with `--seed b+s` uses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mjx_cikd import envs, replay
+from mjx_cikd.config import Config
+from mjx_cikd.logger import RunLogger
+from mjx_cikd.trainer import Trainer, make_train
+
+DEFAULT_CACHE = "~/.cache/mjx_cikd/xla"
+
+
+def enable_compile_cache(path: str) -> None:
+    """Persistent XLA compilation cache: a second identical run skips compilation."""
+    if not path:
+        return
+    path = os.path.expanduser(path)
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@dataclasses.dataclass
+class Compiled:
+    trainer: Trainer
+    init: object  # compiled: keys[S] -> TrainState[S]
+    chunk: object  # compiled: (TrainState[S], Schedule) -> (TrainState[S], Schedule, ChunkLog[S])
+    compile_s: float
+
+
+def seed_keys(config: Config) -> jax.Array:
+    return jnp.stack([jax.random.key(config.seed + s) for s in range(config.num_seeds)])
+
+
+def build(config: Config, trainer: Trainer | None = None) -> Compiled:
+    """Trace and compile init and one chunk (ahead of time: compile time is measured alone)."""
+    trainer = trainer or make_train(config)
+    init = jax.jit(jax.vmap(trainer.init))
+    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)),
+                    donate_argnums=0)
+    start = time.perf_counter()
+    keys = seed_keys(config)
+    init_c = init.lower(keys).compile()
+    state_shape = jax.eval_shape(init, keys)
+    chunk_c = chunk.lower(state_shape, trainer.schedule()).compile()
+    return Compiled(trainer, init_c, chunk_c, time.perf_counter() - start)
+
+
+def default_run_dir(config: Config) -> pathlib.Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return pathlib.Path("runs") / f"{config.env}-{config.algo}-k{config.ensemble_size}-{stamp}"
+
+
+def describe_device() -> dict:
+    import mujoco
+
+    dev = jax.devices()[0]
+    return {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
+            "jax": jax.__version__, "mujoco": mujoco.__version__}
+
+
+def _chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, sps: float,
+                   first_iteration: int) -> list[dict]:
+    """The host-side view of one seed's ChunkLog, as metrics.jsonl records."""
+    pick = lambda x: np.asarray(x)[seed]  # noqa: E731
+    n = config.num_envs
+    rows = [dict(event="log", seed=seed, env_steps=env_steps, wall_s=wall, sps=sps,
+                 R=pick(log.recent_return), episodes=pick(log.episodes),
+                 **{name: pick(v) for name, v in log.metrics.items()})]
+    for t in np.flatnonzero(pick(log.eval_due)):
+        ret = pick(log.eval_return)[t]
+        rows.append(dict(event="eval", seed=seed, env_steps=(first_iteration + t + 1) * n,
+                         returns=ret, best=ret.max(), worst=ret.min(), mean=ret.mean()))
+    for t in np.flatnonzero(pick(log.phase_due)):
+        s = jax.tree.map(lambda x: pick(x)[t], log.phase_stats)
+        rows.append(dict(event="distill", seed=seed, env_steps=(first_iteration + t + 1) * n,
+                         ran=bool(pick(log.phase_ran)[t]), teacher=int(pick(log.teacher)[t]),
+                         R=pick(log.phase_returns)[t], kl_before=s.kl_before,
+                         kl_after=s.kl_after, critic_before=s.critic_before,
+                         critic_after=s.critic_after,
+                         mean_kl_before=_student_mean(s.kl_before, pick(log.teacher)[t]),
+                         mean_kl_after=_student_mean(s.kl_after, pick(log.teacher)[t]),
+                         mean_critic_before=_student_mean(s.critic_before, pick(log.teacher)[t]),
+                         mean_critic_after=_student_mean(s.critic_after, pick(log.teacher)[t])))
+    return rows
+
+
+def _student_mean(values: np.ndarray, teacher: int) -> float:
+    mask = np.arange(values.shape[0]) != teacher
+    return float(np.mean(values[mask])) if mask.any() else float("nan")
+
+
+def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool = False) -> dict:
+    """Run `config` to completion; returns a summary (also the last `run` record)."""
+    enable_compile_cache(config.compile_cache)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    task = envs.make_task(config)
+    nbytes = replay.check_fits(config.buffer_rows, task.obs_size, task.action_size,
+                               config.num_seeds)
+    say(f"[mjx_cikd] {config.env} (impl={task.impl}, obs {task.obs_size}, act "
+        f"{task.action_size}, T={task.episode_length}), algo={config.algo}, K="
+        f"{config.ensemble_size}, num_envs={config.num_envs}, seeds={config.num_seeds}; replay "
+        f"buffer {config.buffer_rows:,} transitions = {nbytes / 2**20:.1f} MiB "
+        f"({nbytes / config.num_seeds / 2**20:.1f} MiB per seed)")
+    run_dir = pathlib.Path(run_dir or config.run_dir or default_run_dir(config))
+    logger = RunLogger(run_dir, config.to_dict(), config.tensorboard)
+    start = time.perf_counter()
+    compiled = build(config, make_train(config, task))
+    say(f"[mjx_cikd] compiled in {compiled.compile_s:.1f}s; run dir {run_dir}")
+    logger.write(dict(event="run", phase="start", compile_s=compiled.compile_s,
+                      replay_bytes=nbytes, **describe_device()))
+
+    state = compiled.init(seed_keys(config))
+    sched = compiled.trainer.schedule()
+    steps_per_chunk = config.iters_per_chunk * config.num_envs
+    total = config.num_chunks * steps_per_chunk
+    bar = None
+    if config.progress and not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True,
+                   file=sys.stderr)
+    loop_start = time.perf_counter()
+    last = None
+    for c in range(config.num_chunks):
+        t0 = time.perf_counter()
+        with jax.transfer_guard("disallow"):
+            state, sched, log = compiled.chunk(state, sched)
+        log = jax.device_get(log)
+        dt = time.perf_counter() - t0
+        env_steps = (c + 1) * steps_per_chunk
+        wall = time.perf_counter() - start
+        sps = steps_per_chunk * config.num_seeds / dt
+        for s in range(config.num_seeds):
+            rows = _chunk_records(config, log, s, env_steps, wall, sps, c * config.iters_per_chunk)
+            for row in rows:
+                logger.write(row)
+                if row["event"] == "log":
+                    logger.scalars(f"seed{s}/train", {k: row[k] for k in (
+                        "R", "critic_loss", "actor_loss", "alpha", "entropy")}, env_steps)
+                    logger.scalars(f"seed{s}/perf", {"sps": sps}, env_steps)
+                elif row["event"] == "eval":
+                    last = row
+                    logger.scalars(f"seed{s}/eval", {"returns": row["returns"], "best":
+                                                     row["best"]}, row["env_steps"])
+                elif row["event"] == "distill" and row["ran"]:
+                    logger.scalars(f"seed{s}/distill", {"teacher": row["teacher"], "kl_before":
+                                                        row["mean_kl_before"], "kl_after":
+                                                        row["mean_kl_after"]}, row["env_steps"])
+        if bar is not None:
+            r = np.asarray(log.recent_return)[0]
+            post = {"sps": f"{sps:,.0f}", "R": "/".join("-" if np.isnan(x) else f"{x:.0f}"
+                                                       for x in r)}
+            if last is not None:
+                post["eval"] = f"{last['best']:.0f}"
+            bar.set_postfix(post, refresh=False)
+            bar.update(steps_per_chunk)
+    if bar is not None:
+        bar.close()
+    loop_s = time.perf_counter() - loop_start
+    summary = dict(event="run", phase="end", env_steps=total, loop_s=loop_s,
+                   wall_s=time.perf_counter() - start, compile_s=compiled.compile_s,
+                   sps=total * config.num_seeds / loop_s,
+                   final_eval_best=None if last is None else last["best"],
+                   run_dir=str(run_dir))
+    logger.write(summary)
+    logger.close()
+    say(f"[mjx_cikd] done: {total:,} env steps x {config.num_seeds} seed(s) in {loop_s:.1f}s "
+        f"({summary['sps']:,.0f} steps/s) + {compiled.compile_s:.1f}s compile")
+    return summary

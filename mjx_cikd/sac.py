@@ -1,0 +1,126 @@
+"""Soft Actor-Critic for one member: its state, its three losses, and one gradient step.
+
+References: Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy Maximum Entropy Deep RL with a
+Stochastic Actor" (critic Eq. 5-6, actor Eq. 7/10), and "Soft Actor-Critic Algorithms and
+Applications" (automatic temperature, Eq. 17-18, target entropy -|A|). Everything here acts on a
+single member; the ensemble vmaps it over members that share an architecture.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from mjx_cikd import networks
+from mjx_cikd.config import Config
+
+
+class Batch(NamedTuple):
+    obs: jax.Array  # normalised
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array  # normalised
+    terminated: jax.Array  # float: 1 stops the bootstrap, truncation does not
+
+
+@struct.dataclass
+class Agent:
+    actor: Any
+    critic: Any
+    target_critic: Any
+    log_alpha: jax.Array
+    actor_opt: Any
+    critic_opt: Any
+    alpha_opt: Any
+
+
+class SAC(NamedTuple):
+    """The pure functions of one architecture (width) of member."""
+
+    actor: networks.Actor
+    critic: networks.Critic
+    actor_tx: optax.GradientTransformation
+    critic_tx: optax.GradientTransformation
+    alpha_tx: optax.GradientTransformation
+    gamma: float
+    tau: float
+    init_alpha: float
+    target_entropy: float
+    obs_size: int
+    action_size: int
+
+    def init(self, key: jax.Array) -> Agent:
+        k_actor, k_critic = jax.random.split(key)
+        obs = jnp.zeros((1, self.obs_size))
+        act = jnp.zeros((1, self.action_size))
+        actor = self.actor.init(k_actor, obs)
+        critic = self.critic.init(k_critic, obs, act)
+        log_alpha = jnp.log(jnp.asarray(self.init_alpha, jnp.float32))
+        return Agent(actor=actor, critic=critic, target_critic=critic, log_alpha=log_alpha,
+                     actor_opt=self.actor_tx.init(actor), critic_opt=self.critic_tx.init(critic),
+                     alpha_opt=self.alpha_tx.init(log_alpha))
+
+    # --- losses ---------------------------------------------------------------------
+    def critic_loss(self, critic, agent: Agent, batch: Batch, key):
+        """J_Q (Eq. 5): 1/2 (Q_i(s,a) - y)^2 with the soft target of Eq. 6, clipped double Q,
+        y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s'))."""
+        mean, log_std = self.actor.apply(agent.actor, batch.next_obs)
+        next_action, next_logp = networks.sample_action(mean, log_std, key)
+        next_q = self.critic.apply(agent.target_critic, batch.next_obs, next_action).min(-1)
+        alpha = jnp.exp(agent.log_alpha)
+        target = batch.reward + self.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
+        q = self.critic.apply(critic, batch.obs, batch.action)
+        loss = 0.5 * jnp.mean(jnp.sum((q - jax.lax.stop_gradient(target)[:, None]) ** 2, -1))
+        return loss, q.mean()
+
+    def actor_loss(self, actor, agent: Agent, batch: Batch, key):
+        """J_pi (Eq. 7 with the reparameterisation of Eq. 10): alpha log pi(a|s) - min_i Q_i."""
+        mean, log_std = self.actor.apply(actor, batch.obs)
+        action, logp = networks.sample_action(mean, log_std, key)
+        q = self.critic.apply(agent.critic, batch.obs, action).min(-1)
+        alpha = jnp.exp(agent.log_alpha)
+        return jnp.mean(alpha * logp - q), logp
+
+    def alpha_loss(self, log_alpha, logp):
+        """J(alpha) (Eq. 18): -alpha (log pi(a|s) + target_entropy), written on log alpha."""
+        return -jnp.mean(log_alpha * jax.lax.stop_gradient(logp + self.target_entropy))
+
+    # --- one gradient step ----------------------------------------------------------------
+    def update(self, agent: Agent, batch: Batch, key: jax.Array) -> tuple[Agent, dict]:
+        k_critic, k_actor = jax.random.split(key)
+        (c_loss, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
+            agent.critic, agent, batch, k_critic)
+        updates, critic_opt = self.critic_tx.update(grads, agent.critic_opt, agent.critic)
+        critic = optax.apply_updates(agent.critic, updates)
+        agent = agent.replace(critic=critic, critic_opt=critic_opt)
+
+        (a_loss, logp), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            agent.actor, agent, batch, k_actor)
+        updates, actor_opt = self.actor_tx.update(grads, agent.actor_opt, agent.actor)
+        actor = optax.apply_updates(agent.actor, updates)
+
+        al_loss, grads = jax.value_and_grad(self.alpha_loss)(agent.log_alpha, logp)
+        updates, alpha_opt = self.alpha_tx.update(grads, agent.alpha_opt, agent.log_alpha)
+        log_alpha = optax.apply_updates(agent.log_alpha, updates)
+
+        target = optax.incremental_update(critic, agent.target_critic, self.tau)
+        agent = agent.replace(actor=actor, actor_opt=actor_opt, log_alpha=log_alpha,
+                              alpha_opt=alpha_opt, target_critic=target)
+        metrics = {"critic_loss": c_loss, "actor_loss": a_loss, "alpha": jnp.exp(log_alpha),
+                   "entropy": -jnp.mean(logp), "q": q_mean}
+        return agent, metrics
+
+
+def make_sac(config: Config, obs_size: int, action_size: int, width: int) -> SAC:
+    return SAC(
+        actor=networks.Actor(width, config.hidden_layers, action_size),
+        critic=networks.Critic(width, config.hidden_layers),
+        actor_tx=optax.adam(config.actor_lr),
+        critic_tx=optax.adam(config.critic_lr),
+        alpha_tx=optax.adam(config.alpha_lr),
+        gamma=config.gamma, tau=config.tau, init_alpha=config.init_alpha,
+        target_entropy=-float(action_size), obs_size=obs_size, action_size=action_size)

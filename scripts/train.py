@@ -1,0 +1,36 @@
+#!/usr/bin/env python
+"""Train an ensemble of SAC agents with CIKD (or a baseline) on an MJX task.
+
+    python scripts/train.py                          # CheetahRun, SAC-CIKD, K=3, defaults
+    python scripts/train.py --num_envs 2048 --profile parallel
+    python scripts/train.py --algo sac --env CartpoleSwingup --total_steps 300000
+
+Every field of mjx_cikd.config.Config is a flag; --profile NAME loads profiles/NAME.toml first.
+"""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from mjx_cikd.config import ConfigError, config_from_args  # noqa: E402
+
+
+def main(argv=None) -> int:
+    try:
+        config, _ = config_from_args(argv)
+        from mjx_cikd import envs
+
+        envs.check_task(config.env)
+        envs.resolve_impl(config.env, config.impl)
+        from mjx_cikd.run import train
+
+        train(config)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
