@@ -1,0 +1,20 @@
+"""Shared fixtures: small configs on the probe tasks, so each compiled loop costs seconds."""
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from mjx_cikd.config import load_profile, resolve  # noqa: E402
+
+TINY = dict(load_profile("tiny"), progress=False, tensorboard=False, compile_cache="")
+
+
+def tiny(**overrides):
+    """The tiny profile, on a probe task unless `env` says otherwise, validated."""
+    values = dict(TINY, env="ProbeTarget", episode_length=0)
+    values.update(overrides)
+    return resolve(values)
+
