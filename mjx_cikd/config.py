@@ -29,7 +29,7 @@ class Config:
     env: str = "CheetahRun"
     impl: str = "auto"  # MJX implementation: jax | warp | auto (the faster one measured here)
     episode_length: int = 0  # 0: the task's own time limit
-    num_envs: int = 128
+    num_envs: int = 64
     total_steps: int = 1_000_000  # env steps (transitions), summed over envs
     seed: int = 0
     num_seeds: int = 1  # independent seeds side by side in one program (vmap)
@@ -50,7 +50,7 @@ class Config:
     batch_size: int = 256  # B, per member
     updates_per_step: int = 8  # U: updates of every member per vector env step
     buffer_size: int = 1_000_000  # transitions, shared by the members
-    learning_starts: int = 10_000  # env steps of uniform random actions before updates
+    learning_starts: int = 5_000  # env steps of uniform random actions before updates
     normalize_obs: bool = True  # one running normaliser shared by all members
     # --- CIKD (paper section 4.4) ------------------------------------------------------
     distill_interval: int = 5_000  # I, env steps between phases
@@ -74,13 +74,18 @@ class Config:
         return self.widths if self.widths else (self.hidden_width,) * self.ensemble_size
 
     @property
-    def iters_per_chunk(self) -> int:
-        return max(1, self.log_every // self.num_envs)
+    def total_iters(self) -> int:
+        return max(1, -(-self.total_steps // self.num_envs))
 
     @property
     def num_chunks(self) -> int:
-        per_chunk = self.iters_per_chunk * self.num_envs
-        return max(1, -(-self.total_steps // per_chunk))
+        return -(-self.total_iters // max(1, self.log_every // self.num_envs))
+
+    @property
+    def iters_per_chunk(self) -> int:
+        """Vector steps per compiled chunk: at most log_every env steps, spread evenly so that
+        the run overshoots total_steps by less than one step per chunk."""
+        return -(-self.total_iters // self.num_chunks)
 
     @property
     def buffer_rows(self) -> int:

@@ -83,7 +83,8 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     evaluate = make_evaluate(config, task, ensemble)
     phase = distillation.make_phase(config, ensemble)
     phases_on = config.algo == "cikd" or config.extra_updates
-    eval_every = max(config.log_every, n) if config.eval_every <= 0 else config.eval_every
+    # 0: evaluate on the last iteration of every chunk, i.e. at each log point
+    eval_every = config.iters_per_chunk * n if config.eval_every <= 0 else config.eval_every
 
     def init(key: jax.Array) -> TrainState:
         k_env, k_member, k_members, k_loop, k_eval = jax.random.split(key, 5)
@@ -194,7 +195,8 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         metrics = {name: (v * weight).sum(0) / denom for name, v in metrics.items()}
         log = ChunkLog(metrics=metrics, recent_return=selection.recent_mean(state.ring),
                        episodes=state.ring.count, phase_due=due, phase_ran=ran, teacher=teacher,
-                       phase_returns=phase_returns, phase_stats=stats, eval_due=eval_due, eval_return=eval_return)
+                       phase_returns=phase_returns, phase_stats=stats, eval_due=eval_due,
+                       eval_return=eval_return)
         return state, sched, log
 
     return Trainer(config=config, task=task, ensemble=ensemble, init=init, chunk=chunk,
