@@ -29,6 +29,8 @@ class Config:
     env: str = "CheetahRun"
     impl: str = "auto"  # MJX implementation: jax | warp | auto (the faster one measured here)
     episode_length: int = 0  # 0: the task's own time limit
+    stagger_episodes: bool = True  # start env clocks at random steps: resets spread out, and
+    #                                R_k has finished (first, shorter) episodes within T/N steps
     num_envs: int = 64
     total_steps: int = 1_000_000  # env steps (transitions), summed over envs
     seed: int = 0
@@ -64,6 +66,7 @@ class Config:
     eval_every: int = 0  # env steps between evaluations (inside the loop); 0: = log_every
     eval_episodes: int = 10  # per member, deterministic policy tanh(mean)
     run_dir: str = ""  # empty: runs/<env>-<algo>-<time>
+    checkpoint_every: int = 200_000  # env steps between checkpoints (and one at the end); 0: end only
     progress: bool = True
     compile_cache: str = "~/.cache/mjx_cikd/xla"  # persistent compilation cache; "" disables
     tensorboard: bool = True
@@ -101,7 +104,7 @@ class Config:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
         for name in ("episode_length", "learning_starts", "distill_warmup", "distill_steps",
-                     "eval_every"):
+                     "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
         for name in ("actor_lr", "critic_lr", "alpha_lr", "distill_lr", "init_alpha"):
@@ -144,12 +147,12 @@ class Config:
 # parsing: profiles, then flags
 
 
-def _field_types() -> dict[str, type]:
+def field_types() -> dict[str, type]:
     hints = typing.get_type_hints(Config)
     return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
 
 
-def _coerce(name: str, value, typ) -> object:
+def coerce(name: str, value, typ) -> object:
     """One value from TOML or the command line to the field's type, or a ConfigError."""
     try:
         if typ is bool:
@@ -187,11 +190,11 @@ def load_profile(name: str) -> dict:
         raise ConfigError(f"unknown profile {name!r}; known: {', '.join(known)}")
     with open(path, "rb") as f:
         values = tomllib.load(f)
-    types = _field_types()
+    types = field_types()
     unknown = sorted(set(values) - set(types))
     if unknown:
         raise ConfigError(f"profile {path.name}: unknown field(s) {', '.join(unknown)}")
-    return {k: _coerce(k, v, types[k]) for k, v in values.items()}
+    return {k: coerce(k, v, types[k]) for k, v in values.items()}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -202,7 +205,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None = None):
     parser = _Parser(description="mjx_cikd: SAC ensembles with CIKD on MJX", allow_abbrev=False)
     parser.add_argument("--profile", default=None, help="profiles/NAME.toml, overridden by flags")
-    for name, typ in _field_types().items():
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its last checkpoint")
+    for name, typ in field_types().items():
         default = getattr(Config, name, None)
         parser.add_argument(f"--{name}", default=None, metavar=typ.__name__.upper()
                             if hasattr(typ, "__name__") else "LIST",
@@ -212,13 +217,31 @@ def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None 
     return parser
 
 
+RESUMABLE = ("total_steps", "progress", "tensorboard", "compile_cache", "checkpoint_every")
+
+
 def config_from_args(argv: list[str] | None = None, extra=None) -> tuple[Config, argparse.Namespace]:
-    """Profile, then flags, then the ensemble-size rules of each algo, then validation."""
+    """Profile, then flags, then the ensemble-size rules of each algo, then validation.
+    With `--resume RUN_DIR`, the run's own config.json replaces the profile and defaults."""
     args = build_parser(extra).parse_args(argv)
-    types = _field_types()
-    values: dict = load_profile(args.profile) if args.profile else {}
-    given = {k: _coerce(k, getattr(args, k), types[k])
+    types = field_types()
+    given = {k: coerce(k, getattr(args, k), types[k])
              for k in types if getattr(args, k) is not None}
+    if args.resume:
+        saved = pathlib.Path(args.resume) / "config.json"
+        if not saved.is_file():
+            raise ConfigError(f"--resume {args.resume}: no config.json there")
+        changed = sorted(set(given) - set(RESUMABLE))
+        if changed or args.profile:
+            raise ConfigError(f"--resume keeps the run's config; only {', '.join(RESUMABLE)} "
+                              f"may change (got {', '.join(changed) or '--profile'})")
+        import json
+
+        values = {k: coerce(k, v, types[k]) for k, v in json.loads(saved.read_text()).items()
+                  if k in types}
+        values.update(given, run_dir=str(args.resume))
+        return Config(**values).validate(), args
+    values: dict = load_profile(args.profile) if args.profile else {}
     values.update(given)
     return resolve(values), args
 

@@ -15,6 +15,7 @@ import functools
 import io
 import logging
 import os
+import sys
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -75,19 +76,43 @@ def resolve_impl(name: str, impl: str) -> str:
     return impl
 
 
-def _quiet_warp() -> None:
+@contextlib.contextmanager
+def _quiet_warp():
+    """Silence MuJoCo Warp while it loads: its per-module timing lines (Python) and its CUDA-driver
+    notice on CPU machines (printed by native code, hence the file-descriptor redirect)."""
     import warp
 
     warp.config.quiet = True
-    os.environ.setdefault("WARP_LOG_LEVEL", "ERROR")
+    warp.config.log_level = warp.LOG_WARNING
     logging.getLogger("warp").setLevel(logging.ERROR)
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(devnull, 1), os.dup2(devnull, 2)
+        warp.init()
+        yield
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def _no_overflow_prints(env) -> None:
+    """MuJoCo Warp prints a line per world whenever its solver hits its iteration cap (Playground
+    caps the DM Control tasks at a few iterations on purpose): turn the kernel printf off."""
+    model = env._mjx_model
+    opt = model.opt.replace(_impl=model.opt._impl.replace(warn_overflow=0))
+    env._mjx_model = model.replace(opt=opt)
 
 
 @struct.dataclass
 class EnvState:
     inner: Any  # the source task's own state, batched over envs
-    obs: jax.Array  # [N, obs] first observation of the current episode after a reset
+    obs: jax.Array  # [N, obs] current observation (the first of a new episode after a reset)
     t: jax.Array  # [N] steps taken in the current episode
+    first: Any = None  # Warp only: each env's own initial state, restored at every reset
 
 
 class StepOut(NamedTuple):
@@ -99,7 +124,14 @@ class StepOut(NamedTuple):
 
 @struct.dataclass
 class Task:
-    """A batched task. `reset(keys[N])`, `step(state, action[N, A], key)`."""
+    """A batched task. `reset(keys[N])`, `step(state, action[N, A], key)`.
+
+    Resets: MJX-JAX draws a fresh random initial state for every new episode (its reset costs
+    about one step). MuJoCo Warp's reset rebuilds the whole Data (seconds per call on a CPU,
+    measured in docs/benchmarks.md), so under Warp each env slot restarts from its own initial
+    state drawn once at `reset` (as Playground's training wrapper does by default): N distinct
+    initial states, each replayed by its slot.
+    """
 
     name: str = struct.field(pytree_node=False)
     impl: str = struct.field(pytree_node=False)
@@ -109,9 +141,16 @@ class Task:
     _reset: Callable = struct.field(pytree_node=False)
     _step: Callable = struct.field(pytree_node=False)
 
-    def reset(self, keys: jax.Array) -> EnvState:
+    def reset(self, keys: jax.Array, stagger: bool = False) -> EnvState:
+        """Fresh episodes. `stagger` starts each env's time-limit clock at a random step in
+        [0, T), so that N synchronised envs do not all finish (and reset) in the same step."""
         inner = jax.vmap(self._reset)(keys)
-        return EnvState(inner=inner, obs=_clean(inner.obs), t=jnp.zeros(keys.shape[0], jnp.int32))
+        t = jnp.zeros(keys.shape[0], jnp.int32)
+        if stagger:
+            t = jax.random.randint(jax.random.fold_in(keys[0], 1), t.shape, 0,
+                                   self.episode_length)
+        return EnvState(inner=inner, obs=_clean(inner.obs), t=t,
+                        first=inner if self.impl == "warp" else None)
 
     def step_raw(self, state: EnvState, action: jax.Array) -> tuple[EnvState, StepOut]:
         """One step without reset: the evaluation rollout masks finished episodes itself."""
@@ -122,21 +161,31 @@ class Task:
         truncated = (t >= self.episode_length) & ~terminated
         out = StepOut(next_obs, jnp.nan_to_num(inner.reward.astype(jnp.float32)),
                       terminated, truncated)
-        return EnvState(inner=inner, obs=next_obs, t=t), out
+        return state.replace(inner=inner, obs=next_obs, t=t), out
 
     def step(self, state: EnvState, action: jax.Array, key: jax.Array) -> tuple[EnvState, StepOut]:
-        """One step; finished envs restart from a fresh random initial state."""
+        """One step; finished envs restart (see the class docstring for how)."""
         stepped, out = self.step_raw(state, action)
         done = out.terminated | out.truncated
 
-        def with_reset(stepped: EnvState) -> EnvState:
-            fresh = self.reset(jax.random.split(key, done.shape[0]))
-            pick = lambda new, old: jnp.where(  # noqa: E731
-                done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old)
-            return jax.tree.map(pick, fresh, stepped)
+        def pick(new, old):
+            if old.ndim == 0 or old.shape[0] != done.shape[0]:
+                return old  # Warp keeps a few leaves with no env axis (e.g. empty buffers)
+            return jnp.where(done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old)
 
+        def restart(stepped: EnvState, inner) -> EnvState:
+            inner = jax.tree.map(pick, inner, stepped.inner)
+            return stepped.replace(inner=inner, obs=_clean(inner.obs),
+                                   t=jnp.where(done, 0, stepped.t))
+
+        if self.impl == "warp":
+            # no cond here: Warp's custom vmap also fails inside a cond whose predicate is
+            # batched, as done.any() is under the seed vmap
+            return restart(stepped, state.first), out
         # Most steps finish no episode: skip the reset's cost then (a select under seed-vmap).
-        return jax.lax.cond(done.any(), with_reset, lambda s: s, stepped), out
+        fresh = lambda s: restart(s, jax.vmap(self._reset)(  # noqa: E731
+            jax.random.split(key, done.shape[0])))
+        return jax.lax.cond(done.any(), fresh, lambda s: s, stepped), out
 
 
 def _clean(obs: jax.Array) -> jax.Array:
@@ -161,10 +210,11 @@ def make_task(config: Config) -> Task:
     else:
         from mujoco_playground import registry
 
-        if impl == "warp":
-            _quiet_warp()
-        with contextlib.redirect_stdout(io.StringIO()):
+        quiet = _quiet_warp() if impl == "warp" else contextlib.redirect_stdout(io.StringIO())
+        with quiet:
             env = registry.load(name, config_overrides={"impl": impl})
+        if impl == "warp":
+            _no_overflow_prints(env)
         limit = int(env._config.episode_length)
     if config.episode_length:
         limit = config.episode_length

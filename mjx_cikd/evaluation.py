@@ -18,11 +18,14 @@ from mjx_cikd.envs import Task
 
 
 def make_evaluate(config: Config, task: Task, ensemble: Ensemble):
-    """-> evaluate(members, normalizer, key) -> mean return per member [K]."""
+    """-> evaluate(members, normalizer, key, start=None) -> mean return per member [K].
+
+    `start` (K * n env states) replaces the random reset: under MuJoCo Warp, whose reset costs
+    seconds on a CPU, the trainer draws the evaluation starts once and reuses them."""
     k, n = ensemble.size, config.eval_episodes
 
-    def evaluate(members: Members, norm, key):
-        state = task.reset(jax.random.split(key, k * n))
+    def evaluate(members: Members, norm, key, start=None):
+        state = task.reset(jax.random.split(key, k * n)) if start is None else start
         actors = tuple(m.actor for m in members)
 
         def step(carry, _):

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mjx_cikd import envs, replay
+from mjx_cikd import checkpoint, envs, replay
 from mjx_cikd.config import Config
 from mjx_cikd.logger import RunLogger
 from mjx_cikd.trainer import Trainer, make_train
@@ -102,13 +102,31 @@ def _chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, 
     return rows
 
 
+def _write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:
+    """One record to metrics.jsonl, and its headline scalars to TensorBoard."""
+    logger.write(row)
+    step = row["env_steps"]
+    if row["event"] == "log":
+        logger.scalars(f"seed{seed}/train", {k: row[k] for k in (
+            "R", "critic_loss", "actor_loss", "alpha", "entropy")}, step)
+        logger.scalars(f"seed{seed}/perf", {"sps": sps}, step)
+    elif row["event"] == "eval":
+        logger.scalars(f"seed{seed}/eval", {"returns": row["returns"], "best": row["best"]}, step)
+    elif row["event"] == "distill" and row["ran"]:
+        logger.scalars(f"seed{seed}/distill", {"teacher": row["teacher"], "kl_before":
+                                               row["mean_kl_before"], "kl_after":
+                                               row["mean_kl_after"]}, step)
+
+
 def _student_mean(values: np.ndarray, teacher: int) -> float:
     mask = np.arange(values.shape[0]) != teacher
     return float(np.mean(values[mask])) if mask.any() else float("nan")
 
 
-def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool = False) -> dict:
-    """Run `config` to completion; returns a summary (also the last `run` record)."""
+def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool = False,
+          resume: bool = False) -> dict:
+    """Run `config` to completion; returns a summary (also the last `run` record).
+    With `resume`, continue from the run directory's checkpoint (a fresh start if none)."""
     enable_compile_cache(config.compile_cache)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     task = envs.make_task(config)
@@ -129,59 +147,56 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
 
     state = compiled.init(seed_keys(config))
     sched = compiled.trainer.schedule()
-    steps_per_chunk = config.iters_per_chunk * config.num_envs
-    total = config.num_chunks * steps_per_chunk
+    if resume and checkpoint.exists(run_dir):
+        state, sched = checkpoint.restore(run_dir, state, sched)
+        say(f"[mjx_cikd] resumed from {checkpoint.path(run_dir)} at "
+            f"{int(sched.iteration) * config.num_envs:,} env steps")
+    n, ipc = config.num_envs, config.iters_per_chunk
+    iteration = first = int(sched.iteration)  # host-side mirror of the schedule's counter
+    ckpt_every = max(1, config.checkpoint_every // (ipc * n)) if config.checkpoint_every else 0
     bar = None
     if config.progress and not quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True,
-                   file=sys.stderr)
+        bar = tqdm(total=max(config.total_iters, first) * n, initial=first * n, unit="step",
+                   unit_scale=True, dynamic_ncols=True, file=sys.stderr)
     loop_start = time.perf_counter()
-    last = None
-    for c in range(config.num_chunks):
+    last_eval, chunks = None, 0
+    while iteration < config.total_iters:
         t0 = time.perf_counter()
         with jax.transfer_guard("disallow"):
             state, sched, log = compiled.chunk(state, sched)
         log = jax.device_get(log)
-        dt = time.perf_counter() - t0
-        env_steps = (c + 1) * steps_per_chunk
+        sps = ipc * n * config.num_seeds / (time.perf_counter() - t0)
         wall = time.perf_counter() - start
-        sps = steps_per_chunk * config.num_seeds / dt
         for s in range(config.num_seeds):
-            rows = _chunk_records(config, log, s, env_steps, wall, sps, c * config.iters_per_chunk)
-            for row in rows:
-                logger.write(row)
-                if row["event"] == "log":
-                    logger.scalars(f"seed{s}/train", {k: row[k] for k in (
-                        "R", "critic_loss", "actor_loss", "alpha", "entropy")}, env_steps)
-                    logger.scalars(f"seed{s}/perf", {"sps": sps}, env_steps)
-                elif row["event"] == "eval":
-                    last = row
-                    logger.scalars(f"seed{s}/eval", {"returns": row["returns"], "best":
-                                                     row["best"]}, row["env_steps"])
-                elif row["event"] == "distill" and row["ran"]:
-                    logger.scalars(f"seed{s}/distill", {"teacher": row["teacher"], "kl_before":
-                                                        row["mean_kl_before"], "kl_after":
-                                                        row["mean_kl_after"]}, row["env_steps"])
+            for row in _chunk_records(config, log, s, (iteration + ipc) * n, wall, sps, iteration):
+                _write(logger, row, s, sps)
+                if row["event"] == "eval":
+                    last_eval = row
+        iteration += ipc
+        chunks += 1
         if bar is not None:
             r = np.asarray(log.recent_return)[0]
-            post = {"sps": f"{sps:,.0f}", "R": "/".join("-" if np.isnan(x) else f"{x:.0f}"
-                                                       for x in r)}
-            if last is not None:
-                post["eval"] = f"{last['best']:.0f}"
+            post = {"sps": f"{sps:,.0f}",
+                    "R": "/".join("-" if np.isnan(x) else f"{x:.0f}" for x in r)}
+            if last_eval is not None:
+                post["eval"] = f"{last_eval['best']:.0f}"
             bar.set_postfix(post, refresh=False)
-            bar.update(steps_per_chunk)
+            bar.update(ipc * n)
+        if (ckpt_every and chunks % ckpt_every == 0) or iteration >= config.total_iters:
+            checkpoint.save(run_dir, state, sched)
     if bar is not None:
         bar.close()
     loop_s = time.perf_counter() - loop_start
-    summary = dict(event="run", phase="end", env_steps=total, loop_s=loop_s,
+    ran = (iteration - first) * n
+    summary = dict(event="run", phase="end", env_steps=iteration * n, loop_s=loop_s,
                    wall_s=time.perf_counter() - start, compile_s=compiled.compile_s,
-                   sps=total * config.num_seeds / loop_s,
-                   final_eval_best=None if last is None else last["best"],
+                   sps=ran * config.num_seeds / max(loop_s, 1e-9),
+                   final_eval_best=None if last_eval is None else last_eval["best"],
                    run_dir=str(run_dir))
     logger.write(summary)
     logger.close()
-    say(f"[mjx_cikd] done: {total:,} env steps x {config.num_seeds} seed(s) in {loop_s:.1f}s "
+    say(f"[mjx_cikd] done: {ran:,} env steps x {config.num_seeds} seed(s) in {loop_s:.1f}s "
         f"({summary['sps']:,.0f} steps/s) + {compiled.compile_s:.1f}s compile")
     return summary

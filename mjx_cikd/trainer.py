@@ -40,6 +40,7 @@ class TrainState:
     members: Members
     key: jax.Array
     eval_key: jax.Array  # evaluation draws from its own stream: E never changes training
+    eval_start: envs.EnvState | None = None  # Warp only: fixed evaluation starts (see evaluation)
 
 
 class Schedule(NamedTuple):
@@ -87,15 +88,18 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     eval_every = config.iters_per_chunk * n if config.eval_every <= 0 else config.eval_every
 
     def init(key: jax.Array) -> TrainState:
-        k_env, k_member, k_members, k_loop, k_eval = jax.random.split(key, 5)
+        k_env, k_member, k_members, k_loop, k_eval, k_start = jax.random.split(key, 6)
+        eval_start = None
+        if task.impl == "warp":
+            eval_start = task.reset(jax.random.split(k_start, k * config.eval_episodes))
         return TrainState(
-            env=task.reset(jax.random.split(k_env, n)),
+            env=task.reset(jax.random.split(k_env, n), stagger=config.stagger_episodes),
             member=selection.draw_members(k_member, n, k),
             ep_return=jnp.zeros(n),
             ring=selection.init_ring(k, config.return_window),
             buffer=replay.init(config.buffer_rows, task.obs_size, a),
             norm=norm_lib.init(task.obs_size, config.normalize_obs),
-            members=ensemble.init(k_members), key=k_loop, eval_key=k_eval)
+            members=ensemble.init(k_members), key=k_loop, eval_key=k_eval, eval_start=eval_start)
 
     def sample_batch(state: TrainState, key, batch_size: int) -> Batch:
         idx = replay.sample_indices(state.buffer, key, (k, batch_size))
@@ -178,7 +182,7 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         eval_due = (steps_after // eval_every) > (steps_before // eval_every)
         eval_key = jax.random.fold_in(state.eval_key, sched.iteration)
         eval_return = jax.lax.cond(
-            eval_due, lambda s: evaluate(s.members, s.norm, eval_key),
+            eval_due, lambda s: evaluate(s.members, s.norm, eval_key, s.eval_start),
             lambda s: jnp.full(k, jnp.nan), state)
 
         sched = Schedule(sched.iteration + 1, since)

@@ -6,6 +6,7 @@
     python scripts/train.py --algo sac --env CartpoleSwingup --total_steps 300000
 
 Every field of mjx_cikd.config.Config is a flag; --profile NAME loads profiles/NAME.toml first.
+`--resume RUN_DIR [--total_steps N]` continues a run from its last checkpoint.
 """
 
 import pathlib
@@ -18,14 +19,14 @@ from mjx_cikd.config import ConfigError, config_from_args  # noqa: E402
 
 def main(argv=None) -> int:
     try:
-        config, _ = config_from_args(argv)
+        config, args = config_from_args(argv)
         from mjx_cikd import envs
 
         envs.check_task(config.env)
         envs.resolve_impl(config.env, config.impl)
         from mjx_cikd.run import train
 
-        train(config)
+        train(config, resume=bool(args.resume))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,41 @@
+"""A run end to end on the host: the run directory, its records, and an exact resume."""
+
+import json
+
+import numpy as np
+
+from conftest import tiny
+from mjx_cikd.config import config_from_args
+from mjx_cikd.logger import read_metrics
+from mjx_cikd.run import train
+
+
+def _last(run_dir, event):
+    return read_metrics(run_dir, event)[-1]
+
+
+def test_run_dir_records_and_an_interrupted_run_resumes_to_the_same_numbers(tmp_path):
+    cache = str(tmp_path / "xla")  # the second and third builds hit the persistent cache
+    common = dict(algo="cikd", ensemble_size=3, log_every=256, checkpoint_every=0,
+                  compile_cache=cache)
+    straight = tmp_path / "straight"
+    train(tiny(total_steps=512, **common), run_dir=straight, quiet=True)
+
+    config = json.loads((straight / "config.json").read_text())
+    assert config["ensemble_size"] == 3 and config["total_steps"] == 512
+    logs = read_metrics(straight, "log")
+    assert [r["env_steps"] for r in logs] == [256, 512]
+    for key in ("R", "critic_loss", "actor_loss", "alpha", "entropy", "episodes"):
+        assert len(logs[-1][key]) == 3
+    assert logs[-1]["sps"] > 0 and logs[-1]["wall_s"] > 0
+    assert len(read_metrics(straight, "eval")) == 2
+    assert any(r["ran"] for r in read_metrics(straight, "distill"))
+
+    cut = tmp_path / "cut"
+    train(tiny(total_steps=256, **common), run_dir=cut, quiet=True)
+    resumed, args = config_from_args(["--resume", str(cut), "--total_steps", "512"])
+    assert resumed.compile_cache == cache and args.resume == str(cut)
+    train(resumed, run_dir=cut, quiet=True, resume=True)
+    assert [r["env_steps"] for r in read_metrics(cut, "log")] == [256, 512]
+    for event, key in (("log", "critic_loss"), ("log", "R"), ("eval", "returns")):
+        np.testing.assert_array_equal(_last(cut, event)[key], _last(straight, event)[key])

@@ -1,0 +1,247 @@
+"""Seeds, evaluation and the reporting path: bootstrap bands, independent seeds under num_seeds,
+num_seeds=S equal to S plain runs, deterministic tanh(mean) evaluation, and reproduce -> plot."""
+
+import functools
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny
+from mjx_cikd import networks, stats
+from mjx_cikd import normalizer as norm_lib
+from mjx_cikd.run import seed_keys
+from mjx_cikd.trainer import make_train
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHUNKS = 2
+
+
+# --------------------------------------------------------------------------------------
+# the bootstrap band (synthetic data)
+
+
+def test_bootstrap_band_contains_the_mean_and_narrows_with_more_seeds():
+    rng = np.random.default_rng(0)
+    sigma, widths = 2.0, {}
+    for s in (3, 10, 40):
+        x = rng.normal(5.0, sigma, size=(s, 200))  # 200 evaluation points, s seeds
+        band = stats.bootstrap_ci(x)
+        np.testing.assert_allclose(band.mean, x.mean(0))
+        assert np.all(band.low <= band.mean) and np.all(band.mean <= band.high)
+        assert np.all(band.low < band.high)
+        widths[s] = float(np.mean(band.high - band.low))
+    assert widths[40] < widths[10] < widths[3]
+    # a 95% interval of the mean: about 2 * 1.96 sigma / sqrt(S) wide
+    np.testing.assert_allclose(widths[40], 2 * 1.96 * sigma / np.sqrt(40), rtol=0.12)
+
+
+def test_bootstrap_band_covers_the_true_mean_about_95_percent_of_the_time():
+    x = np.random.default_rng(1).normal(0.0, 1.0, size=(30, 1000))
+    band = stats.bootstrap_ci(x, n_resamples=1000)
+    coverage = np.mean((band.low <= 0.0) & (0.0 <= band.high))
+    assert 0.89 < coverage < 0.985, coverage
+
+
+def test_bootstrap_matches_scipy_percentile_and_collapses_for_one_seed():
+    from scipy.stats import bootstrap
+
+    x = np.random.default_rng(2).normal(3.0, 1.0, size=12)
+    band = stats.bootstrap_ci(x, n_resamples=20000)
+    ref = bootstrap((x,), np.mean, confidence_level=0.95, n_resamples=20000,
+                    method="percentile", random_state=0).confidence_interval
+    width = ref.high - ref.low
+    assert abs(band.low - ref.low) < 0.05 * width and abs(band.high - ref.high) < 0.05 * width
+
+    one = stats.bootstrap_ci(np.array([[1.0, 2.0, 3.0]]))
+    np.testing.assert_array_equal(one.low, one.mean)
+    np.testing.assert_array_equal(one.high, one.mean)
+    np.testing.assert_array_equal(one.mean, [1.0, 2.0, 3.0])
+
+
+def test_first_reach():
+    steps, curve = np.array([10, 20, 30, 40]), np.array([0.0, 1.0, 3.0, 2.0])
+    assert stats.first_reach(steps, curve, 2.5) == 30
+    assert stats.first_reach(steps, curve, 1.0) == 20
+    assert stats.first_reach(steps, curve, 3.5) is None
+
+
+# --------------------------------------------------------------------------------------
+# seeds side by side (one compile per distinct config, shared by the tests below)
+
+
+@functools.cache
+def _seeded(num_seeds: int, seed: int):
+    """`CHUNKS` chunks of the vmapped loop (as mjx_cikd.run runs it) on the tiny config; the
+    host copies of the state before the first chunk and after every chunk, and the logs."""
+    config = tiny(num_seeds=num_seeds, seed=seed)
+    trainer = make_train(config)
+    init = jax.jit(jax.vmap(trainer.init))
+    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)))
+    state, sched = init(seed_keys(config)), trainer.schedule()
+    states, logs = [jax.device_get(state)], []
+    for _ in range(CHUNKS):
+        state, sched, log = chunk(state, sched)
+        states.append(jax.device_get(state))
+        logs.append(jax.device_get(log))
+    return config, trainer, states, logs, jax.device_get(sched)
+
+
+def _seed(tree, s):
+    return jax.tree.map(lambda x: x[s], tree)
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+
+
+def _actors(state):
+    return tuple(m.actor for m in state.members)
+
+
+def test_seeds_get_different_initial_parameters_and_different_data():
+    config, _, states, _, _ = _seeded(2, 0)
+    first, after = states[0], states[1]
+    a0, a1 = _flat(_seed(_actors(first), 0)), _flat(_seed(_actors(first), 1))
+    assert a0.shape == a1.shape
+    assert np.abs(a0 - a1).max() > 1e-2  # independent initialisations
+    c0, c1 = (_flat(_seed(tuple(m.critic for m in first.members), s)) for s in (0, 1))
+    assert np.abs(c0 - c1).max() > 1e-2
+    # different data: envs start elsewhere, and the buffers hold different transitions
+    assert not np.allclose(first.env.obs[0], first.env.obs[1])
+    size = np.asarray(after.buffer.size)
+    assert size[0] == size[1] == config.iters_per_chunk * config.num_envs
+    n = int(size[0])
+    for field in ("obs", "action", "reward", "next_obs"):
+        rows = np.asarray(getattr(after.buffer, field))[:, :n]
+        assert np.abs(rows[0] - rows[1]).max() > 1e-2, field
+    # and the seeds keep training apart
+    b0, b1 = _flat(_seed(_actors(after), 0)), _flat(_seed(_actors(after), 1))
+    assert np.abs(b0 - b1).max() > 1e-2
+
+
+def test_seed_s_of_a_multi_seed_run_equals_a_plain_run_with_seed_plus_s():
+    _, _, states2, logs2, _ = _seeded(2, 0)  # seeds 0 and 1 side by side
+    _, _, states1, logs1, _ = _seeded(1, 1)  # seed 1 alone
+    for t in (0, CHUNKS):
+        np.testing.assert_allclose(_flat(_seed(states2[t].members, 1)),
+                                   _flat(_seed(states1[t].members, 0)), rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(_seed(states2[0].buffer.obs, 1), _seed(states1[0].buffer.obs, 0))
+    np.testing.assert_allclose(_seed(states2[-1].buffer.obs, 1), _seed(states1[-1].buffer.obs, 0),
+                               rtol=1e-3, atol=1e-3)
+    evals = 0
+    for log2, log1 in zip(logs2, logs1):
+        due = np.asarray(log1.eval_due)[0]
+        np.testing.assert_array_equal(np.asarray(log2.eval_due)[1], due)
+        np.testing.assert_allclose(np.asarray(log2.eval_return)[1][due],
+                                   np.asarray(log1.eval_return)[0][due], rtol=1e-3, atol=1e-3)
+        evals += int(due.sum())
+    assert evals == CHUNKS  # one evaluation per chunk (eval_every 0: at each log point)
+    # seed 0 of the pair is a different run
+    assert np.abs(_flat(_seed(states2[-1].members, 0))
+                  - _flat(_seed(states1[-1].members, 0))).max() > 1e-2
+
+
+# --------------------------------------------------------------------------------------
+# evaluation
+
+
+def _member_means(trainer, members, obs):
+    """Each member's actor mean on its own obs [K, n, obs], straight from its flax module."""
+    out = [None] * trainer.ensemble.size
+    for group, m in zip(trainer.ensemble.groups, members):
+        for i, k in enumerate(group.members):
+            params = jax.tree.map(lambda x: x[i], m.actor)
+            out[k] = group.sac.actor.apply(params, obs[k])
+    return jnp.stack([mean for mean, _ in out]), jnp.stack([log_std for _, log_std in out])
+
+
+def test_evaluation_is_deterministic_and_plays_tanh_of_the_mean():
+    config, trainer, states, logs, sched = _seeded(1, 1)
+    assert config.env == "ProbeTarget"
+    state = _seed(states[-1], 0)
+    evaluate = jax.jit(trainer.evaluate)
+    key = jax.random.key(7)
+    first = np.asarray(evaluate(state.members, state.norm, key))
+    second = np.asarray(evaluate(state.members, state.norm, key))
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, evaluate(state.members, state.norm, jax.random.key(8)))
+
+    # ProbeTarget: one step from x ~ U(-1, 1), reward -(a - x)^2, then termination
+    k, n = trainer.ensemble.size, config.eval_episodes
+    x = trainer.task.reset(jax.random.split(key, k * n)).obs.reshape(k, n, -1)
+    mean, log_std = _member_means(trainer, state.members, norm_lib.normalize(state.norm, x))
+    expected = -jnp.sum((networks.deterministic_action(mean) - x) ** 2, -1).mean(-1)
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(networks.deterministic_action(mean), jnp.tanh(mean))
+    # a sampled action would score differently: the test tells the two apart
+    sampled, _ = networks.sample_action(mean, log_std, jax.random.key(3))
+    assert not np.allclose(-jnp.sum((sampled - x) ** 2, -1).mean(-1), expected, atol=1e-4)
+
+    # the evaluation logged at the end of the last chunk is this same function, on the final
+    # members, with the loop's evaluation key for that iteration
+    last = int(sched.iteration) - 1
+    logged = np.asarray(logs[-1].eval_return)[0][-1]
+    assert bool(np.asarray(logs[-1].eval_due)[0][-1])
+    again = evaluate(state.members, state.norm, jax.random.fold_in(state.eval_key, last))
+    np.testing.assert_allclose(logged, again, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# scripts/reproduce.py -> scripts/plot.py
+
+
+def _script(*args, timeout=600):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_reproduce_refuses_bad_sets_and_flags_with_one_line():
+    for argv in (["fig9"], ["fig1", "--algo", "sac"], ["fig1", "--bogus", "1"]):
+        proc = _script(ROOT / "scripts" / "reproduce.py", *argv, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
+def test_reproduce_then_plot_writes_runs_figure_and_table(tmp_path):
+    runs, figs = tmp_path / "runs", tmp_path / "figs"
+    proc = _script(ROOT / "scripts" / "reproduce.py", "fig1", "--tasks", "ProbeTarget",
+                   "--seeds", "2", "--total_steps", "512", "--profile", "tiny", "--out", runs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    variants = {}
+    for meta_path in sorted((runs / "fig1" / "ProbeTarget").glob("*/variant.json")):
+        meta = json.loads(meta_path.read_text())
+        assert meta["set"] == "fig1" and meta["task"] == "ProbeTarget"
+        config = json.loads((meta_path.parent / "config.json").read_text())
+        assert config["num_seeds"] == 2 and config["env"] == "ProbeTarget"
+        variants[meta["variant"]] = (config, meta_path.parent)
+    assert set(variants) == {"Vanilla-SAC", "Ensemble-SAC", "SAC-CIKD"}
+    assert [variants[v][0]["algo"] for v in ("Vanilla-SAC", "Ensemble-SAC", "SAC-CIKD")] == [
+        "sac", "ensemble", "cikd"]
+    assert [variants[v][0]["ensemble_size"] for v in ("Vanilla-SAC", "Ensemble-SAC",
+                                                      "SAC-CIKD")] == [1, 3, 3]
+
+    proc = _script(ROOT / "scripts" / "plot.py", runs, "--out", figs, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    png = figs / "fig1.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (figs / "fig1.md").read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("| ProbeTarget |")]
+    best = {r[1]: r for r in rows if r[2] == "best member"}
+    assert set(best) == set(variants)
+    assert len(best) == sum(1 for r in rows if r[2] == "best member")  # one row per variant
+    # the table's final return: mean over seeds of the best member at the last evaluation
+    from mjx_cikd.logger import read_metrics
+
+    for name, (_, run_dir) in variants.items():
+        evals = read_metrics(run_dir, "eval")
+        last = max(r["env_steps"] for r in evals)
+        final = np.mean([r["best"] for r in evals if r["env_steps"] == last])
+        assert float(best[name][5]) == pytest.approx(final, rel=1e-3, abs=1e-4), name
