@@ -1,0 +1,19 @@
+#!/usr/bin/env python
+"""Speed and memory of the loop and of its parts (mjx_cikd/benchmark.py), JSON out, Markdown table.
+
+    python scripts/benchmark.py --env CheetahRun --impl jax --num_envs 256,2048 \\
+        --ensemble_sizes 1,3 --out bench.json
+
+Every Config flag passes through (--batch_size, --updates_per_step, --profile tiny, ...);
+--num_envs and --ensemble_sizes take comma lists; --repeats, --iters, --cache_check true|false.
+"""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from mjx_cikd.benchmark import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
