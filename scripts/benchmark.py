@@ -11,7 +11,9 @@ Every Config flag passes through (--batch_size, --updates_per_step, --profile ti
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# sys.path[0] is scripts/, where scripts/profile.py would shadow the standard library's `profile`
+# (imported by warp through cProfile): replace it with the project root rather than prepend
+sys.path[0] = str(pathlib.Path(__file__).resolve().parent.parent)
 
 from mjx_cikd.benchmark import main  # noqa: E402
 

@@ -29,7 +29,9 @@ import pathlib
 import sys
 import textwrap
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# replace scripts/ (sys.path[0]) with the repo root: scripts/profile.py must not shadow the
+# standard library's `profile`, which warp imports through cProfile
+sys.path[0] = str(pathlib.Path(__file__).resolve().parent.parent)
 
 import numpy as np  # noqa: E402
 

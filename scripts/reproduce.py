@@ -53,7 +53,9 @@ import re
 import shutil
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# replace scripts/ (sys.path[0]) with the repo root: scripts/profile.py must not shadow the
+# standard library's `profile`, which warp imports through cProfile
+sys.path[0] = str(pathlib.Path(__file__).resolve().parent.parent)
 
 from mjx_cikd import config as config_lib  # noqa: E402
 from mjx_cikd.config import Config, ConfigError  # noqa: E402

@@ -12,7 +12,9 @@ Every field of mjx_cikd.config.Config is a flag; --profile NAME loads profiles/N
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# replace scripts/ (sys.path[0]) with the repo root: scripts/profile.py must not shadow the
+# standard library's `profile`, which warp imports through cProfile
+sys.path[0] = str(pathlib.Path(__file__).resolve().parent.parent)
 
 from mjx_cikd.config import ConfigError, config_from_args  # noqa: E402
 
