@@ -39,7 +39,10 @@ def test_json_has_every_field_for_each_configuration(result):
                       "loop_updates_per_s", "loop_efficiency", "compile_s"):
             assert math.isfinite(row[field]) and row[field] > 0, field
     cikd = result["rows"][2]
-    assert cikd["distill_phase_s"] > 0 and 0 <= cikd["distill_share"] < 1
+    # the difference of two tiny chunk timings is noisy on a busy machine: bound the share
+    # measured from the phase's own timing, and ask only that the difference is a number
+    assert cikd["distill_phase_s"] > 0 and 0 < cikd["distill_share_from_phase"] < 1
+    assert math.isfinite(cikd["distill_share"])
 
 
 def test_replay_bytes_equal_the_arrays_bytes(result):

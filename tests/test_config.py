@@ -38,7 +38,7 @@ def test_algo_sac_implies_one_member():
     (["--bogus", "1"], "unrecognized arguments: --bogus"),
     (["--profile", "nope"], "unknown profile 'nope'"),
     (["--buffer_size", "200", "--num_envs", "8"], "fewer transitions than one batch"),
-    (["--buffer_size", "100"], "smaller than one vector step"),
+    (["--buffer_size", "50"], "smaller than one vector step"),  # default num_envs is 64
     (["--algo", "cikd", "--extra_updates", "true"], "not cikd"),
 ])
 def test_bad_input_is_one_clear_error(argv, message):
