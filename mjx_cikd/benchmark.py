@@ -227,10 +227,8 @@ def measure_updates(config, task, iters: int, repeats: int, ensemble=None) -> di
     """SAC updates/s of all K members at batch B, `iters` updates per jitted scan, each member on
     its own batch sampled from a full buffer and normalised, as the trainer does."""
     jax = _jax()
-    from mjx_cikd import normalizer as norm_lib
-    from mjx_cikd import replay
     from mjx_cikd.ensemble import make_ensemble
-    from mjx_cikd.sac import Batch
+    from mjx_cikd.trainer import sample_batch
 
     ensemble = ensemble or make_ensemble(config, task.obs_size, task.action_size)
     k, b = ensemble.size, config.batch_size
@@ -238,25 +236,30 @@ def measure_updates(config, task, iters: int, repeats: int, ensemble=None) -> di
     def run(members, buf, norm, key):
         def one(members, key):
             k_batch, k_update = jax.random.split(key)
-            idx = replay.sample_indices(buf, k_batch, (k, b))
-            obs, action, reward, next_obs, terminated = replay.gather(buf, idx)
-            nrm = lambda x: norm_lib.normalize(norm, x)  # noqa: E731
-            batch = Batch(nrm(obs), action, reward, nrm(next_obs), terminated)
+            batch = sample_batch(buf, norm, k_batch, (k, b))
             return ensemble.update(members, batch, jax.random.split(k_update, k))
 
         key, sub = jax.random.split(key)
         members, metrics = jax.lax.scan(one, members, jax.random.split(sub, iters))
         return members, key
 
-    buf, norm = _prefilled(config, task, 2)
-    keys = _seed_keys(config, 3)
-    members = jax.jit(jax.vmap(ensemble.init))(keys)
-    # the buffer is an argument (never a baked-in constant) and never an output (no copy)
-    fn = jax.jit(jax.vmap(run), donate_argnums=(0,))
-    median, times, _ = time_calls(lambda m, key: fn(m, buf, norm, key), (members, keys), repeats)
+    median, times = _time_members(config, task, ensemble, run, repeats, salt=2)
     return {"update_s": median / iters, "updates_per_s": iters * config.num_seeds / median,
             "member_updates_per_s": iters * k * config.num_seeds / median,
             "update_times_s": times}
+
+
+def _time_members(config, task, ensemble, run, repeats: int, salt: int):
+    """Time `run(members, buf, norm, key) -> (members, key)`, vmapped over seeds, on freshly
+    initialised members and a prefilled buffer. The buffer is an argument (never a baked-in
+    constant) and never an output (no copy in the timing). -> (median s, timings)."""
+    jax = _jax()
+    buf, norm = _prefilled(config, task, salt)
+    keys = _seed_keys(config, salt + 1)
+    members = jax.jit(jax.vmap(ensemble.init))(keys)
+    fn = jax.jit(jax.vmap(run), donate_argnums=(0,))
+    median, times, _ = time_calls(lambda m, key: fn(m, buf, norm, key), (members, keys), repeats)
+    return median, times
 
 
 def measure_phase(config, task, repeats: int, ensemble=None) -> dict:
@@ -274,11 +277,7 @@ def measure_phase(config, task, repeats: int, ensemble=None) -> dict:
         members, stats = phase(members, buf, norm, jnp.asarray(0, jnp.int32), sub)
         return members, key
 
-    buf, norm = _prefilled(config, task, 4)
-    keys = _seed_keys(config, 5)
-    members = jax.jit(jax.vmap(ensemble.init))(keys)
-    fn = jax.jit(jax.vmap(run), donate_argnums=(0,))
-    median, times, _ = time_calls(lambda m, key: fn(m, buf, norm, key), (members, keys), repeats)
+    median, times = _time_members(config, task, ensemble, run, repeats, salt=4)
     return {"distill_phase_s": median, "distill_times_s": times}
 
 
@@ -592,7 +591,6 @@ def main(argv: list[str] | None = None) -> int:
         base, num_envs, args = parse(argv)
         from mjx_cikd import envs
 
-        envs.check_task(base.env)
         envs.resolve_impl(base.env, base.impl)
         for n in num_envs:  # every configuration is valid before anything is compiled
             for k in args.ensemble_sizes:

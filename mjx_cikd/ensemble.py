@@ -16,7 +16,7 @@ import numpy as np
 
 from mjx_cikd import sac as sac_lib
 from mjx_cikd.config import Config
-from mjx_cikd.sac import Agent, Batch
+from mjx_cikd.sac import Batch
 
 Members = tuple  # tuple[Agent, ...], one stacked Agent per group
 

@@ -60,7 +60,8 @@ def warp_available() -> bool:
 
 
 def resolve_impl(name: str, impl: str) -> str:
-    """The MJX implementation a task will run with, or a ConfigError."""
+    """The MJX implementation a task will run with, or a ConfigError (unknown task included)."""
+    check_task(name)
     if name in probes.PROBE_TASKS:
         return "jax"
     if name in BRAX_TASKS:
@@ -197,7 +198,6 @@ def _clean(obs: jax.Array) -> jax.Array:
 def make_task(config: Config) -> Task:
     """Build the task named by `config.env` with its implementation and time limit."""
     name = config.env
-    check_task(name)
     impl = resolve_impl(name, config.impl)
     if name in probes.PROBE_TASKS:
         env = probes.make(name)

@@ -65,6 +65,15 @@ class ChunkLog(NamedTuple):
     eval_return: jax.Array  # [T, K]
 
 
+def sample_batch(buffer: replay.Replay, norm: norm_lib.Normalizer, key, shape) -> Batch:
+    """A batch of `shape` (e.g. [K, B]: one batch per member) from the shared buffer, its
+    observations normalised with the shared normaliser's current statistics."""
+    obs, action, reward, next_obs, terminated = replay.gather(
+        buffer, replay.sample_indices(buffer, key, shape))
+    nrm = lambda x: norm_lib.normalize(norm, x)  # noqa: E731
+    return Batch(nrm(obs), action, reward, nrm(next_obs), terminated)
+
+
 class Trainer(NamedTuple):
     config: Config
     task: envs.Task
@@ -101,16 +110,10 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
             norm=norm_lib.init(task.obs_size, config.normalize_obs),
             members=ensemble.init(k_members), key=k_loop, eval_key=k_eval, eval_start=eval_start)
 
-    def sample_batch(state: TrainState, key, batch_size: int) -> Batch:
-        idx = replay.sample_indices(state.buffer, key, (k, batch_size))
-        obs, action, reward, next_obs, terminated = replay.gather(state.buffer, idx)
-        nrm = lambda x: norm_lib.normalize(state.norm, x)  # noqa: E731
-        return Batch(nrm(obs), action, reward, nrm(next_obs), terminated)
-
     def sac_updates(state: TrainState, key, count: int, batch_size: int):
         def one(members, key):
             k_batch, k_update = jax.random.split(key)
-            batch = sample_batch(state, k_batch, batch_size)
+            batch = sample_batch(state.buffer, state.norm, k_batch, (k, batch_size))
             return ensemble.update(members, batch, jax.random.split(k_update, k))
 
         members, metrics = jax.lax.scan(one, state.members, jax.random.split(key, count))

@@ -29,7 +29,6 @@ def main(argv=None) -> int:
         config, args = config_from_args(argv, extra=_flags)
         from mjx_cikd import envs
 
-        envs.check_task(config.env)
         envs.resolve_impl(config.env, config.impl)
         if args.chunks < 1:
             raise ConfigError("--chunks must be >= 1")

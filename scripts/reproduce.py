@@ -231,7 +231,6 @@ def plan(argv: list[str] | None) -> tuple[list[Planned], argparse.Namespace]:
                 config = config_lib.resolve(values)
             except ConfigError as err:
                 raise ConfigError(f"{args.set}/{task}/{variant.name}: {err}") from None
-            envs.check_task(task)
             envs.resolve_impl(task, config.impl)
             planned.append(Planned(args.set, task, order, variant, config, run_dir, task_order))
     for p in planned:

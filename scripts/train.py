@@ -24,7 +24,6 @@ def main(argv=None) -> int:
         config, args = config_from_args(argv)
         from mjx_cikd import envs
 
-        envs.check_task(config.env)
         envs.resolve_impl(config.env, config.impl)
         from mjx_cikd.run import train
 
