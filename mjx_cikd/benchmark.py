@@ -9,7 +9,7 @@ For one task and MJX implementation, and each (num_envs N, ensemble size K):
     ensemble and cikd (K > 1), with updates from the first iteration (learning_starts = 0), phases
     from the first interval (distill_warmup = 0) and no evaluation inside the timed chunks;
   - compile time, replay bytes, peak device memory, and optionally the time to the first step of
-    a fresh process with a cold and then a warm persistent compilation cache.
+    a fresh process with a cold and then a warm persistent compilation cache (`first_step`).
 Every timing is the median of `repeats` calls after one warm-up call, each call a jitted scan,
 blocked until ready. Rates are summed over the `num_seeds` seeds that run side by side (vmap).
 
@@ -28,14 +28,12 @@ import math
 import os
 import pathlib
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from mjx_cikd import first_step
+
 NO_EVAL = 2**31 - 1  # eval_every that never falls inside a timed chunk (int32 step counter)
 
 ROW_FIELDS = (
@@ -49,7 +47,6 @@ ROW_FIELDS = (
     "loop_efficiency", "compile_s",
     "replay_bytes", "replay_array_bytes", "peak_device_bytes",
 )
-CACHE_FIELDS = ("first_step_cold_s", "first_step_warm_s", "first_step_ratio")
 
 
 def _jax():
@@ -315,72 +312,6 @@ def efficiency(loop_iter_s: float, sim_iter_s: float, update_s: float, updates_p
 
 
 # ---------------------------------------------------------------------------------------------
-# time to the first step in a fresh process, cold and warm persistent compilation cache
-
-
-def first_step(config, cache_dir: str, timeout: float = 1800) -> dict:
-    """Run a fresh process that builds `config`, initialises and runs its first chunk with the
-    persistent compilation cache in `cache_dir`; -> its timings. `first_step_s` is the wall time
-    from launching the process to the end of the first chunk (imports, task, compile or cache
-    load, init, one chunk)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    launched = time.time()
-    proc = subprocess.run(
-        [sys.executable, "-m", "mjx_cikd.benchmark", "first-step", cache_dir,
-         json.dumps(config.to_dict()), repr(launched)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    process_s = time.time() - launched
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"first-step process failed (rc {proc.returncode}):\n"
-                           f"{proc.stderr[-4000:]}")
-    return dict(json.loads(lines[-1]), process_s=process_s)
-
-
-def _first_step_child(cache_dir: str, config_json: str, launched: str) -> int:
-    from mjx_cikd import envs
-    from mjx_cikd.config import Config
-    from mjx_cikd.run import build, enable_compile_cache, seed_keys
-    from mjx_cikd.trainer import make_train
-
-    jax = _jax()
-    start = time.perf_counter()
-    values = json.loads(config_json)
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    config = Config(**values).validate()
-    enable_compile_cache(cache_dir)
-    task = envs.make_task(config)
-    compiled = build(config, make_train(config, task))
-    state = compiled.init(seed_keys(config))
-    state, sched, log = compiled.chunk(state, compiled.trainer.schedule())
-    jax.block_until_ready((state, log))
-    first_step_s = time.time() - float(launched)
-    print(json.dumps({"first_step_s": first_step_s, "in_process_s": time.perf_counter() - start,
-                      "compile_s": compiled.compile_s}), flush=True)
-    return 0
-
-
-def cache_check(config, cache_dir: str | None = None) -> dict:
-    """Time to first step with a fresh cache directory, then again with the cache it filled."""
-    owned = cache_dir is None
-    cache_dir = cache_dir or tempfile.mkdtemp(prefix="mjx_cikd_xla_")
-    try:
-        cold = first_step(config, cache_dir)
-        entries = sum(len(files) for _, _, files in os.walk(cache_dir))
-        warm = first_step(config, cache_dir)
-    finally:
-        if owned:
-            shutil.rmtree(cache_dir, ignore_errors=True)
-    return {"first_step_cold_s": cold["first_step_s"], "first_step_warm_s": warm["first_step_s"],
-            "first_step_ratio": cold["first_step_s"] / warm["first_step_s"],
-            "compile_cold_s": cold["compile_s"], "compile_warm_s": warm["compile_s"],
-            "cache_entries": entries,
-            "config": {"num_envs": config.num_envs, "ensemble_size": config.ensemble_size,
-                       "algo": config.algo, "chunk_iters": config.iters_per_chunk}}
-
-
-# ---------------------------------------------------------------------------------------------
 # whole benchmark
 
 
@@ -458,7 +389,7 @@ def run_benchmark(base, num_envs: list[int], ensemble_sizes: list[int], iters: i
         n, k = max(num_envs), max(ensemble_sizes)
         config = loop_config(base, n, algos_for(k)[-1], k, iters)
         say(f"[bench] cache check: N={n} K={k} {config.algo}, two fresh processes")
-        result["cache_check"] = cache_check(config)
+        result["cache_check"] = first_step.cache_check(config)
     return result
 
 
@@ -505,6 +436,10 @@ def markdown(result: dict) -> str:
         lines += ["", f"first step (N={c['num_envs']}, K={c['ensemble_size']}, {c['algo']}): "
                   f"cold cache {cc['first_step_cold_s']:.1f}s, warm cache "
                   f"{cc['first_step_warm_s']:.1f}s, ratio {cc['first_step_ratio']:.2f}x"]
+        for name in ("cold", "warm"):
+            stages = cc.get(f"stages_{name}_s") or {}
+            lines.append(f"  {name}: " + ", ".join(
+                f"{k.removesuffix('_s')} {v:.1f}s" for k, v in stages.items()))
     return "\n".join(lines)
 
 
@@ -625,6 +560,4 @@ def _json_default(value):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "first-step":
-        sys.exit(_first_step_child(*sys.argv[2:5]))
     sys.exit(main())

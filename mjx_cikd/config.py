@@ -57,7 +57,10 @@ class Config:
     # --- CIKD (paper section 4.4) ------------------------------------------------------
     distill_interval: int = 5_000  # I, env steps between phases
     distill_warmup: int = 10_000  # no phase before this many env steps
-    distill_steps: int = 256  # D, gradient steps per phase
+    # D, gradient steps per phase. At the defaults an interval holds I * U / N = 625 SAC updates
+    # per member; D = 64 keeps the phases near a tenth of them (the paper profile, one update
+    # per env step, keeps the authors' D = 1000 per 5000 updates). docs/benchmarks.md, goal 3.
+    distill_steps: int = 64
     distill_batch_size: int = 256  # B_d
     distill_lr: float = 1e-3
     extra_updates: bool = False  # sac/ensemble "(extra)": D SAC updates instead of a phase

@@ -49,14 +49,31 @@ def make_phase(config: Config, ensemble: Ensemble):
         idx = replay.sample_indices(buf, key, (batch_size,))
         return norm_lib.normalize(norm, buf.obs[idx]), buf.action[idx]
 
-    def teacher_targets(members, teacher, obs, action):
-        mean, log_std = ensemble.policy(members, obs)
-        q = ensemble.q_values(tuple(m.critic for m in members), obs, action)
-        pick = lambda x: jax.lax.stop_gradient(jnp.take(x, teacher, axis=0))  # noqa: E731
-        return pick(mean), pick(log_std), pick(q)
+    def teacher_of(members, teacher):
+        """-> targets(obs, action): the teacher's (mean, log_std, Q) from the given parameters,
+        one forward per width group (the teacher's own slice is gathered once), not one per
+        member. Only the group that holds the traced teacher index is kept."""
+        picks = []
+        for group, m in zip(ensemble.groups, members):
+            ids = jnp.asarray(np.array(group.members))
+            pos = jnp.argmax(ids == teacher)
+            take = lambda x: x[pos]  # noqa: E731
+            picks.append((group, jnp.any(ids == teacher), jax.tree.map(take, m.actor),
+                          jax.tree.map(take, m.critic)))
+
+        def targets(obs, action):
+            chosen = None
+            for group, holds, actor, critic in picks:
+                out = (*group.sac.actor.apply(actor, obs),
+                       group.sac.critic.apply(critic, obs, action))
+                chosen = out if chosen is None else jax.tree.map(
+                    lambda a, b: jnp.where(holds, a, b), out, chosen)
+            return jax.tree.map(jax.lax.stop_gradient, chosen)
+
+        return targets
 
     def gaps(members, teacher, obs, action):
-        t_mean, t_log_std, t_q = teacher_targets(members, teacher, obs, action)
+        t_mean, t_log_std, t_q = teacher_of(members, teacher)(obs, action)
         mean, log_std = ensemble.policy(members, obs)
         q = ensemble.q_values(tuple(m.critic for m in members), obs, action)
         kl = gaussian_kl(t_mean, t_log_std, mean, log_std).mean(-1)
@@ -75,14 +92,15 @@ def make_phase(config: Config, ensemble: Ensemble):
         kl_before, critic_before = gaps(members, teacher, *held)
         params = tuple((m.actor, m.critic) for m in members)
         opts = tuple(jax.vmap(tx.init)(p) for p in params)
+        # The teacher's outputs come from its parameters at the phase start. Its own row in the
+        # vmapped student update sees a gradient of rounding noise only, which Adam would blow
+        # up to full-size steps: it must never be the moving target.
+        teacher_targets = teacher_of(members, teacher)
 
         def step(carry, key):
             params, opts = carry
             obs, action = sample(buf, norm, key)
-            # The teacher's outputs come from its parameters at the phase start. Its own row in
-            # the vmapped student update sees a gradient of rounding noise only, which Adam would
-            # blow up to full-size steps: it must never be the moving target.
-            targets = teacher_targets(members, teacher, obs, action)
+            targets = teacher_targets(obs, action)
             new_params, new_opts = [], []
             for group, p, o in zip(ensemble.groups, params, opts):
                 grad_fn = jax.grad(functools.partial(group_loss, group))

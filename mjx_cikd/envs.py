@@ -145,13 +145,32 @@ class Task:
     def reset(self, keys: jax.Array, stagger: bool = False) -> EnvState:
         """Fresh episodes. `stagger` starts each env's time-limit clock at a random step in
         [0, T), so that N synchronised envs do not all finish (and reset) in the same step."""
-        inner = jax.vmap(self._reset)(keys)
-        t = jnp.zeros(keys.shape[0], jnp.int32)
-        if stagger:
-            t = jax.random.randint(jax.random.fold_in(keys[0], 1), t.shape, 0,
-                                   self.episode_length)
-        return EnvState(inner=inner, obs=_clean(inner.obs), t=t,
-                        first=inner if self.impl == "warp" else None)
+        return self.reset_batches(keys, stagger=stagger)[0]
+
+    def reset_batches(self, *batches: jax.Array, stagger: bool = False) -> tuple[EnvState, ...]:
+        """`reset` of each batch of keys, in a single call of the source's reset: what separate
+        calls would return (every env has its own key), at the cost of one. A reset costs about
+        the same whatever the batch on a CPU under Warp (CheetahRun's runs 200 stabilising
+        steps: ~6 s for 30 envs or 286). `stagger` applies to the first batch only."""
+        sizes = [k.shape[0] for k in batches]
+        total = sum(sizes)
+        inner = jax.vmap(self._reset)(jnp.concatenate(batches) if len(batches) > 1 else batches[0])
+        states, start = [], 0
+        for i, (keys, size) in enumerate(zip(batches, sizes)):
+            def part(x, start=start, size=size):
+                if x.ndim == 0 or x.shape[0] != total:
+                    return x  # Warp keeps a few leaves with no env axis (e.g. empty buffers)
+                return x[start:start + size]
+
+            mine = jax.tree.map(part, inner) if len(batches) > 1 else inner
+            t = jnp.zeros(size, jnp.int32)
+            if stagger and i == 0:
+                t = jax.random.randint(jax.random.fold_in(keys[0], 1), t.shape, 0,
+                                       self.episode_length)
+            states.append(EnvState(inner=mine, obs=_clean(mine.obs), t=t,
+                                   first=mine if self.impl == "warp" else None))
+            start += size
+        return tuple(states)
 
     def step_raw(self, state: EnvState, action: jax.Array) -> tuple[EnvState, StepOut]:
         """One step without reset: the evaluation rollout masks finished episodes itself."""

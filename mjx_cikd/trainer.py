@@ -98,11 +98,13 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
 
     def init(key: jax.Array) -> TrainState:
         k_env, k_member, k_members, k_loop, k_eval, k_start = jax.random.split(key, 6)
-        eval_start = None
-        if task.impl == "warp":
-            eval_start = task.reset(jax.random.split(k_start, k * config.eval_episodes))
+        batches = [jax.random.split(k_env, n)]
+        if task.impl == "warp":  # evaluations start from states drawn here, in the same reset
+            batches.append(jax.random.split(k_start, k * config.eval_episodes))
+        env, *rest = task.reset_batches(*batches, stagger=config.stagger_episodes)
+        eval_start = rest[0] if rest else None
         return TrainState(
-            env=task.reset(jax.random.split(k_env, n), stagger=config.stagger_episodes),
+            env=env,
             member=selection.draw_members(k_member, n, k),
             ep_return=jnp.zeros(n),
             ring=selection.init_ring(k, config.return_window),

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from conftest import tiny
-from mjx_cikd import benchmark
+from mjx_cikd import benchmark, first_step
 
 
 def test_comma_lists_go_to_the_benchmark_and_the_first_n_to_the_config():
@@ -46,11 +46,15 @@ def test_time_calls_chains_the_carry_and_returns_a_median():
 
 def test_a_warm_compilation_cache_makes_the_first_step_faster(tmp_path):
     config = benchmark.loop_config(tiny(), 8, "sac", 1, 4)
-    result = benchmark.cache_check(config, cache_dir=str(tmp_path / "xla"))
-    for key in benchmark.CACHE_FIELDS:
+    result = first_step.cache_check(config, cache_dir=str(tmp_path / "xla"))
+    for key in first_step.FIELDS:
         assert math.isfinite(result[key]) and result[key] > 0, key
     assert result["cache_entries"] > 0
     assert result["first_step_ratio"] == pytest.approx(
         result["first_step_cold_s"] / result["first_step_warm_s"])
     # the compile step is where the cache acts (the rest of the start-up is the same)
     assert result["compile_warm_s"] < result["compile_cold_s"]
+    for name in ("cold", "warm"):  # the stages account for the whole time to the first step
+        stages = result[f"stages_{name}_s"]
+        assert set(stages) == set(first_step.STAGES) and min(stages.values()) >= 0
+        assert sum(stages.values()) == pytest.approx(result[f"first_step_{name}_s"], rel=1e-6)

@@ -36,3 +36,17 @@ def test_mjx_cartpole_truncates_at_the_time_limit_and_resets():
     np.testing.assert_allclose(out.next_obs, raw.next_obs, rtol=1e-5, atol=1e-5)
     assert not np.allclose(out.next_obs, state.obs)
     assert not np.allclose(state.obs, first)  # fresh random initial states, not a replay
+
+
+def test_reset_batches_gives_what_separate_resets_give():
+    task = envs.make_task(tiny(env="CartpoleSwingup", impl="jax", episode_length=50))
+    a, b = jax.random.split(jax.random.key(3), 4), jax.random.split(jax.random.key(4), 6)
+    both = jax.jit(lambda a, b: task.reset_batches(a, b, stagger=True))(a, b)
+    alone = (jax.jit(lambda a: task.reset(a, stagger=True))(a), jax.jit(task.reset)(b))
+    for got, want in zip(both, alone):
+        np.testing.assert_allclose(got.obs, want.obs, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(got.t, want.t)
+        for x, y in zip(jax.tree.leaves(got.inner), jax.tree.leaves(want.inner)):
+            assert np.shape(x) == np.shape(y)
+    assert both[0].t.shape == (4,) and np.any(np.asarray(both[0].t) > 0)  # staggered
+    np.testing.assert_array_equal(both[1].t, 0)  # only the first batch is
