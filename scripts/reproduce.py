@@ -163,8 +163,16 @@ def _add_args(parser) -> None:
                         help="train every run even if an identical finished run exists")
 
 
+# Distillation fields a run that does not distil never reads: a finished baseline stays the same
+# experiment when only they change ("(extra)" runs read all but the distillation's own lr).
+DISTILL_FIELDS = ("distill_interval", "distill_warmup", "distill_steps", "distill_batch_size",
+                  "distill_lr")
+
+
 def _comparable(config_dict: dict) -> dict:
-    return {k: v for k, v in config_dict.items() if k not in IGNORED}
+    unread = () if config_dict.get("algo") == "cikd" else (
+        ("distill_lr",) if config_dict.get("extra_updates") else DISTILL_FIELDS)
+    return {k: v for k, v in config_dict.items() if k not in IGNORED + unread}
 
 
 def _json_roundtrip(config: Config) -> dict:

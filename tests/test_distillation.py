@@ -78,7 +78,7 @@ def _member(ens, members, k):
 
 @functools.cache
 def _homogeneous_phase():
-    ens, members, buf, norm, phase = _setup((32, 32, 32), steps=32)
+    ens, members, buf, norm, phase = _setup((32, 32, 32), steps=64)  # the default D and lr
     new, stats = phase(members, buf, norm, jnp.int32(1), jax.random.key(3))
     return ens, members, new, stats
 

@@ -245,3 +245,27 @@ def test_reproduce_then_plot_writes_runs_figure_and_table(tmp_path):
         last = max(r["env_steps"] for r in evals)
         final = np.mean([r["best"] for r in evals if r["env_steps"] == last])
         assert float(best[name][5]) == pytest.approx(final, rel=1e-3, abs=1e-4), name
+
+
+def test_a_finished_baseline_is_the_same_experiment_whatever_the_distillation_fields_say():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_script",
+                                                  ROOT / "scripts" / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = reproduce  # its dataclasses look their module up there
+    spec.loader.exec_module(reproduce)
+    same = reproduce._comparable
+
+    def config(**kw):
+        return dict(algo="sac", extra_updates=False, distill_steps=64, distill_lr=3e-4,
+                    batch_size=256, **kw)
+
+    base = config()
+    assert same(base) == same(config() | dict(distill_steps=256, distill_lr=1e-3))
+    assert same(base) != same(config() | dict(batch_size=128))
+    cikd = config() | dict(algo="cikd")
+    assert same(cikd) != same(cikd | dict(distill_lr=1e-3))
+    extra = config() | dict(extra_updates=True)
+    assert same(extra) == same(extra | dict(distill_lr=1e-3))  # (extra) updates use SAC's lr
+    assert same(extra) != same(extra | dict(distill_steps=256))
