@@ -125,11 +125,16 @@ def describe() -> dict:
 # configurations
 
 
+def distill_period(config) -> int:
+    """Iterations from one distillation phase to the next: ceil(I / N)."""
+    return -(-config.distill_interval // config.num_envs)
+
+
 def chunk_iters(config, iters: int) -> int:
-    """Iterations per timed chunk: at least `iters`, and a whole number of distillation periods
-    (ceil(I / N) iterations each), so that every timed cikd chunk holds the same number of
-    phases, at the config's own interval."""
-    period = -(-config.distill_interval // config.num_envs)
+    """Iterations per timed chunk: at least `iters`, and a whole number of distillation periods,
+    so that every timed cikd chunk holds the same number of phases, at the config's own
+    interval."""
+    period = distill_period(config)
     return period * max(1, -(-iters // period))
 
 
@@ -225,19 +230,14 @@ def measure_updates(config, task, iters: int, repeats: int, ensemble=None) -> di
     its own batch sampled from a full buffer and normalised, as the trainer does."""
     jax = _jax()
     from mjx_cikd.ensemble import make_ensemble
-    from mjx_cikd.trainer import sample_batch
+    from mjx_cikd.trainer import sac_steps
 
     ensemble = ensemble or make_ensemble(config, task.obs_size, task.action_size)
-    k, b = ensemble.size, config.batch_size
+    k = ensemble.size
 
     def run(members, buf, norm, key):
-        def one(members, key):
-            k_batch, k_update = jax.random.split(key)
-            batch = sample_batch(buf, norm, k_batch, (k, b))
-            return ensemble.update(members, batch, jax.random.split(k_update, k))
-
         key, sub = jax.random.split(key)
-        members, metrics = jax.lax.scan(one, members, jax.random.split(sub, iters))
+        members, _ = sac_steps(ensemble, members, buf, norm, sub, iters, config.batch_size)
         return members, key
 
     median, times = _time_members(config, task, ensemble, run, repeats, salt=2)
@@ -292,9 +292,9 @@ def measure_loop(config, task, repeats: int) -> dict:
                                                repeats)
     t, n, s = config.iters_per_chunk, config.num_envs, config.num_seeds
     phases_on = config.algo == "cikd" or config.extra_updates
-    period = -(-config.distill_interval // n)
     del state
-    return {"chunk_iters": t, "phases_per_chunk": t // period if phases_on else 0,
+    return {"chunk_iters": t,
+            "phases_per_chunk": t // distill_period(config) if phases_on else 0,
             "chunk_s": median, "loop_iter_s": median / t,
             "loop_env_steps_per_s": t * n * s / median,
             "loop_updates_per_s": t * config.updates_per_step * s / median,

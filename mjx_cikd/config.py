@@ -243,13 +243,19 @@ def config_from_args(argv: list[str] | None = None, extra=None) -> tuple[Config,
                               f"may change (got {', '.join(changed) or '--profile'})")
         import json
 
-        values = {k: coerce(k, v, types[k]) for k, v in json.loads(saved.read_text()).items()
-                  if k in types}
-        values.update(given, run_dir=str(args.resume))
-        return Config(**values).validate(), args
+        values = dict(json.loads(saved.read_text()), **given, run_dir=str(args.resume))
+        return from_dict(values), args
     values: dict = load_profile(args.profile) if args.profile else {}
     values.update(given)
     return resolve(values), args
+
+
+def from_dict(values: dict) -> Config:
+    """A config as saved (`Config.to_dict`, e.g. a run's config.json): every field coerced back
+    to its type (JSON lists to tuples), unknown keys ignored, validated."""
+    types = field_types()
+    return Config(**{k: coerce(k, v, types[k]) for k, v in values.items() if k in types}
+                  ).validate()
 
 
 def resolve(values: dict) -> Config:

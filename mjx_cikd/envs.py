@@ -152,17 +152,14 @@ class Task:
         calls would return (every env has its own key), at the cost of one. A reset costs about
         the same whatever the batch on a CPU under Warp (CheetahRun's runs 200 stabilising
         steps: ~6 s for 30 envs or 286). `stagger` applies to the first batch only."""
-        sizes = [k.shape[0] for k in batches]
-        total = sum(sizes)
-        inner = jax.vmap(self._reset)(jnp.concatenate(batches) if len(batches) > 1 else batches[0])
+        total = sum(k.shape[0] for k in batches)
+        inner = jax.vmap(self._reset)(jnp.concatenate(batches))
         states, start = [], 0
-        for i, (keys, size) in enumerate(zip(batches, sizes)):
-            def part(x, start=start, size=size):
-                if x.ndim == 0 or x.shape[0] != total:
-                    return x  # Warp keeps a few leaves with no env axis (e.g. empty buffers)
-                return x[start:start + size]
-
-            mine = jax.tree.map(part, inner) if len(batches) > 1 else inner
+        for i, keys in enumerate(batches):
+            size = keys.shape[0]
+            mine = jax.tree.map(
+                lambda x, start=start, size=size: x[start:start + size] if _per_env(x, total)
+                else x, inner)
             t = jnp.zeros(size, jnp.int32)
             if stagger and i == 0:
                 t = jax.random.randint(jax.random.fold_in(keys[0], 1), t.shape, 0,
@@ -189,8 +186,8 @@ class Task:
         done = out.terminated | out.truncated
 
         def pick(new, old):
-            if old.ndim == 0 or old.shape[0] != done.shape[0]:
-                return old  # Warp keeps a few leaves with no env axis (e.g. empty buffers)
+            if not _per_env(old, done.shape[0]):
+                return old
             return jnp.where(done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old)
 
         def restart(stepped: EnvState, inner) -> EnvState:
@@ -206,6 +203,12 @@ class Task:
         fresh = lambda s: restart(s, jax.vmap(self._reset)(  # noqa: E731
             jax.random.split(key, done.shape[0])))
         return jax.lax.cond(done.any(), fresh, lambda s: s, stepped), out
+
+
+def _per_env(x: jax.Array, n: int) -> bool:
+    """Whether a batched state leaf has the env axis (of n): Warp keeps a few leaves without it
+    (e.g. empty buffers), which resets must leave as they are."""
+    return x.ndim > 0 and x.shape[0] == n
 
 
 def _clean(obs: jax.Array) -> jax.Array:

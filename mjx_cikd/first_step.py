@@ -48,14 +48,12 @@ def _child(cache_dir: str, config_json: str, launched: str) -> int:
     import jax
 
     from mjx_cikd import envs
-    from mjx_cikd.config import Config
+    from mjx_cikd.config import from_dict
     from mjx_cikd.run import build, enable_compile_cache, seed_keys
     from mjx_cikd.trainer import make_train
 
     marks = [time.time()]
-    values = json.loads(config_json)
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    config = Config(**values).validate()
+    config = from_dict(json.loads(config_json))
     enable_compile_cache(cache_dir)
     task = envs.make_task(config)
     marks.append(time.time())

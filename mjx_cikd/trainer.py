@@ -74,6 +74,20 @@ def sample_batch(buffer: replay.Replay, norm: norm_lib.Normalizer, key, shape) -
     return Batch(nrm(obs), action, reward, nrm(next_obs), terminated)
 
 
+def sac_steps(ensemble, members, buffer: replay.Replay, norm: norm_lib.Normalizer, key,
+              count: int, batch_size: int):
+    """`count` SAC updates of every member, each on its own batch from the shared buffer
+    (`sample_batch` of [K, batch_size]). -> (members, metrics stacked over the updates)."""
+    k = ensemble.size
+
+    def one(members, key):
+        k_batch, k_update = jax.random.split(key)
+        batch = sample_batch(buffer, norm, k_batch, (k, batch_size))
+        return ensemble.update(members, batch, jax.random.split(k_update, k))
+
+    return jax.lax.scan(one, members, jax.random.split(key, count))
+
+
 class Trainer(NamedTuple):
     config: Config
     task: envs.Task
@@ -113,12 +127,8 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
             members=ensemble.init(k_members), key=k_loop, eval_key=k_eval, eval_start=eval_start)
 
     def sac_updates(state: TrainState, key, count: int, batch_size: int):
-        def one(members, key):
-            k_batch, k_update = jax.random.split(key)
-            batch = sample_batch(state.buffer, state.norm, k_batch, (k, batch_size))
-            return ensemble.update(members, batch, jax.random.split(k_update, k))
-
-        members, metrics = jax.lax.scan(one, state.members, jax.random.split(key, count))
+        members, metrics = sac_steps(ensemble, state.members, state.buffer, state.norm, key,
+                                     count, batch_size)
         return state.replace(members=members), jax.tree.map(lambda x: x.mean(0), metrics)
 
     no_metrics = {name: jnp.zeros(k) for name in METRICS}
