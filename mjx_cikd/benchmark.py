@@ -1,17 +1,24 @@
 """Measurements of the training loop and of its parts, on whatever device JAX runs on.
 
-For one task and MJX implementation, and each (num_envs N, ensemble size K):
-  - simulation alone: `task.step` with a zero action inside a jitted `lax.scan`;
-  - updates alone: `ensemble.update` of K members on batches of B drawn from a prefilled buffer,
-    sampled and normalised as the trainer does;
+For one task and MJX implementation, and each (num_envs N, ensemble size K), everything sized to
+one chunk of the loop (T iterations, a whole number of distillation periods):
+  - simulation alone: T steps of `task.step` with a zero action inside a jitted `lax.scan`;
+  - updates alone: the T x U SAC updates of a chunk, K members on batches of B drawn from a full
+    buffer, sampled and normalised as the trainer does (`trainer.sac_steps`);
   - one distillation phase alone (K > 1): `distillation.make_phase`, teacher 0;
   - the full loop (`trainer.chunk`, compiled by `run.build`, donated state) for sac (K = 1), and
-    ensemble and cikd (K > 1), with updates from the first iteration (learning_starts = 0), phases
-    from the first interval (distill_warmup = 0) and no evaluation inside the timed chunks;
+    ensemble and cikd (K > 1), in steady state: updates from the first iteration
+    (learning_starts = 0), phases from the first interval (distill_warmup = 0), a buffer that
+    reads as full (batches gather from the whole ring, as after the first C/N iterations of a
+    run), no evaluation inside the timed chunks;
   - compile time, replay bytes, peak device memory, and optionally the time to the first step of
     a fresh process with a cold and then a warm persistent compilation cache (`first_step`).
-Every timing is the median of `repeats` calls after one warm-up call, each call a jitted scan,
-blocked until ready. Rates are summed over the `num_seeds` seeds that run side by side (vmap).
+
+Timing (`time_interleaved`): every measurement at one N is compiled and warmed up first, then
+timed in `repeats` rounds, each round calling every measurement once in turn. The machine's slow
+drift (other tenants, clocks) lands on all the measurements of a round alike, so the ratios are
+taken within each round and their median is reported. Rates are summed over the `num_seeds`
+seeds that run side by side (vmap).
 
 `loop_efficiency` = loop time per iteration / (simulation time per iteration + U x update time):
 1 means the loop costs exactly its parts; above 1 is overhead (replay writes, acting, selection,
@@ -20,17 +27,14 @@ phases for cikd); below 1 means XLA overlapped or fused work across the parts.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import datetime
-import json
 import math
 import os
-import pathlib
 import platform
 import statistics
 import sys
 import time
+from typing import Callable, NamedTuple
 
 from mjx_cikd import first_step
 
@@ -40,10 +44,10 @@ ROW_FIELDS = (
     "num_envs", "ensemble_size", "algo", "batch_size", "updates_per_step", "num_seeds",
     "chunk_iters", "phases_per_chunk",
     "sim_iter_s", "sim_env_steps_per_s",
-    "update_s", "updates_per_s", "member_updates_per_s",
+    "update_s", "updates_per_s", "member_updates_per_s", "update_cost_vs_k1",
     "distill_phase_s",
     "loop_iter_s", "loop_env_steps_per_s", "loop_updates_per_s", "loop_member_updates_per_s",
-    "distill_share", "distill_share_from_phase",
+    "env_steps_vs_sac", "distill_share", "distill_share_from_phase",
     "loop_efficiency", "compile_s",
     "replay_bytes", "replay_array_bytes", "peak_device_bytes",
 )
@@ -66,27 +70,53 @@ def say_stderr(*parts) -> None:
 MIN_TIMING_S = 0.2  # a timing shorter than this averages several back-to-back calls
 
 
-def time_calls(fn, carry: tuple, repeats: int, min_time: float = MIN_TIMING_S
-               ) -> tuple[float, list[float], tuple]:
-    """Call `fn(*carry) -> carry` once to warm up (compile), then take `repeats` timings, each
-    blocked until ready. The output feeds the next call, so donated inputs stay valid. A call
-    shorter than `min_time` (tiny configs, where timer and scheduler noise would dominate) is
-    timed as the mean of enough back-to-back calls to fill `min_time`; large configs take one
-    call per timing. -> (median seconds per call, all timings, last carry)."""
+class Timed(NamedTuple):
+    """One measurement: `fn(*carry) -> carry`, chained from call to call (so donated inputs stay
+    valid), and what is known of it besides its times (`info`: compile time, bytes, ...)."""
+
+    fn: Callable
+    carry: tuple
+    info: dict | None = None
+
+
+def time_interleaved(timed: dict, repeats: int, min_time: float = MIN_TIMING_S) -> dict:
+    """Seconds per call of each `Timed` in `timed`, over `repeats` rounds -> {name: [s, ...]}.
+
+    Each is called once to warm up (compile) and once more to size its timing: a call shorter
+    than `min_time` (tiny configs, where timer and scheduler noise would dominate) is timed as
+    the mean of enough back-to-back calls to fill it. Then each round times every measurement
+    once, blocked until ready, in an order rotated from round to round, so that the k-th entry of
+    every list was taken under the same conditions."""
     jax = _jax()
-    carry = jax.block_until_ready(fn(*carry))
-    start = time.perf_counter()
-    carry = jax.block_until_ready(fn(*carry))  # a second warm call sizes the timings
-    first = time.perf_counter() - start
-    calls = max(1, math.ceil(min_time / max(first, 1e-9))) if first < min_time else 1
-    times = []
-    for _ in range(max(1, repeats)):
+    carries, calls = {}, {}
+    for name, t in timed.items():
+        carry = jax.block_until_ready(t.fn(*t.carry))
         start = time.perf_counter()
-        for _ in range(calls):
-            carry = fn(*carry)
-        carry = jax.block_until_ready(carry)
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times), times, carry
+        carries[name] = jax.block_until_ready(t.fn(*carry))
+        first = time.perf_counter() - start
+        calls[name] = max(1, math.ceil(min_time / max(first, 1e-9))) if first < min_time else 1
+    names, times = list(timed), {name: [] for name in timed}
+    for r in range(max(1, repeats)):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn, carry = timed[name].fn, carries[name]
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                carry = fn(*carry)
+            carries[name] = jax.block_until_ready(carry)
+            times[name].append((time.perf_counter() - start) / calls[name])
+    return times
+
+
+def time_calls(fn, carry: tuple, repeats: int, min_time: float = MIN_TIMING_S
+               ) -> tuple[float, list[float]]:
+    """`time_interleaved` of one call -> (median seconds per call, all timings)."""
+    times = time_interleaved({"fn": Timed(fn, carry)}, repeats, min_time)["fn"]
+    return statistics.median(times), times
+
+
+def per_round(fn, *series: list[float]) -> float:
+    """Median over rounds of `fn(a_r, b_r, ...)`: a ratio taken within each round."""
+    return statistics.median(fn(*values) for values in zip(*series))
 
 
 def peak_device_bytes() -> int | None:
@@ -125,16 +155,11 @@ def describe() -> dict:
 # configurations
 
 
-def distill_period(config) -> int:
-    """Iterations from one distillation phase to the next: ceil(I / N)."""
-    return -(-config.distill_interval // config.num_envs)
-
-
 def chunk_iters(config, iters: int) -> int:
     """Iterations per timed chunk: at least `iters`, and a whole number of distillation periods,
     so that every timed cikd chunk holds the same number of phases, at the config's own
     interval."""
-    period = distill_period(config)
+    period = config.phase_period
     return period * max(1, -(-iters // period))
 
 
@@ -164,7 +189,7 @@ def algos_for(ensemble_size: int) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------
-# the parts
+# the parts: each a Timed, ready for time_interleaved
 
 
 def _seed_keys(config, salt: int):
@@ -173,8 +198,8 @@ def _seed_keys(config, salt: int):
         _jax().numpy.arange(config.num_seeds))
 
 
-def measure_simulation(config, task, iters: int, repeats: int) -> dict:
-    """Vector env steps/s of `task.step` with a zero action, `iters` steps per jitted scan."""
+def simulation(config, task, iters: int) -> Timed:
+    """`iters` vector steps of `task.step` with a zero action, in one jitted scan."""
     jax = _jax()
     jnp = jax.numpy
     n = config.num_envs
@@ -193,11 +218,7 @@ def measure_simulation(config, task, iters: int, repeats: int) -> dict:
 
     keys = _seed_keys(config, 1)
     env = jax.jit(jax.vmap(lambda k: task.reset(jax.random.split(k, n))))(keys)
-    fn = jax.jit(jax.vmap(run), donate_argnums=(0,))
-    median, times, _ = time_calls(fn, (env, keys), repeats)
-    return {"sim_iter_s": median / iters,
-            "sim_env_steps_per_s": iters * n * config.num_seeds / median,
-            "sim_times_s": times}
+    return Timed(jax.jit(jax.vmap(run), donate_argnums=(0,)), (env, keys))
 
 
 def prefilled_buffer(config, task, key):
@@ -219,160 +240,168 @@ def prefilled_buffer(config, task, key):
     return buf, norm
 
 
-def _prefilled(config, task, salt: int):
+def prefilled(config, task, salt: int = 2):
+    """`prefilled_buffer` for each seed (one per N: updates and phases read it, never write)."""
     jax = _jax()
     return jax.jit(jax.vmap(lambda key: prefilled_buffer(config, task, key)))(
         _seed_keys(config, salt))
 
 
-def measure_updates(config, task, iters: int, repeats: int, ensemble=None) -> dict:
-    """SAC updates/s of all K members at batch B, `iters` updates per jitted scan, each member on
-    its own batch sampled from a full buffer and normalised, as the trainer does."""
+def _on_members(config, ensemble, run, filled, salt: int) -> Timed:
+    """`run(members, buf, norm, key) -> (members, key)`, vmapped over seeds, on freshly
+    initialised members; the buffer is an argument (never a baked-in constant) and never an
+    output (no copy in the timing)."""
     jax = _jax()
-    from mjx_cikd.ensemble import make_ensemble
-    from mjx_cikd.trainer import sac_steps
+    buf, norm = filled
+    keys = _seed_keys(config, salt)
+    members = jax.jit(jax.vmap(ensemble.init))(keys)
+    fn = jax.jit(jax.vmap(run), donate_argnums=(0,))
+    return Timed(lambda m, key: fn(m, buf, norm, key), (members, keys))
 
-    ensemble = ensemble or make_ensemble(config, task.obs_size, task.action_size)
-    k = ensemble.size
+
+def updates(config, ensemble, count: int, filled) -> Timed:
+    """`count` SAC updates of all K members, each on its own batch of B (`trainer.sac_steps`)."""
+    jax = _jax()
+    from mjx_cikd.trainer import sac_steps
 
     def run(members, buf, norm, key):
         key, sub = jax.random.split(key)
-        members, _ = sac_steps(ensemble, members, buf, norm, sub, iters, config.batch_size)
+        members, _ = sac_steps(ensemble, members, buf, norm, sub, count, config.batch_size)
         return members, key
 
-    median, times = _time_members(config, task, ensemble, run, repeats, salt=2)
-    return {"update_s": median / iters, "updates_per_s": iters * config.num_seeds / median,
-            "member_updates_per_s": iters * k * config.num_seeds / median,
-            "update_times_s": times}
+    return _on_members(config, ensemble, run, filled, salt=3)
 
 
-def _time_members(config, task, ensemble, run, repeats: int, salt: int):
-    """Time `run(members, buf, norm, key) -> (members, key)`, vmapped over seeds, on freshly
-    initialised members and a prefilled buffer. The buffer is an argument (never a baked-in
-    constant) and never an output (no copy in the timing). -> (median s, timings)."""
-    jax = _jax()
-    buf, norm = _prefilled(config, task, salt)
-    keys = _seed_keys(config, salt + 1)
-    members = jax.jit(jax.vmap(ensemble.init))(keys)
-    fn = jax.jit(jax.vmap(run), donate_argnums=(0,))
-    median, times, _ = time_calls(lambda m, key: fn(m, buf, norm, key), (members, keys), repeats)
-    return median, times
-
-
-def measure_phase(config, task, repeats: int, ensemble=None) -> dict:
-    """Seconds per distillation phase (distill_steps steps at distill_batch_size), teacher 0."""
+def phase(config, ensemble, filled) -> Timed:
+    """One distillation phase (distill_steps steps at distill_batch_size), teacher 0."""
     jax = _jax()
     jnp = jax.numpy
     from mjx_cikd.distillation import make_phase
-    from mjx_cikd.ensemble import make_ensemble
 
-    ensemble = ensemble or make_ensemble(config, task.obs_size, task.action_size)
-    phase = make_phase(config, ensemble)
+    distill = make_phase(config, ensemble)
 
     def run(members, buf, norm, key):
         key, sub = jax.random.split(key)
-        members, stats = phase(members, buf, norm, jnp.asarray(0, jnp.int32), sub)
+        members, _ = distill(members, buf, norm, jnp.asarray(0, jnp.int32), sub)
         return members, key
 
-    median, times = _time_members(config, task, ensemble, run, repeats, salt=4)
-    return {"distill_phase_s": median, "distill_times_s": times}
+    return _on_members(config, ensemble, run, filled, salt=5)
 
 
-def measure_loop(config, task, repeats: int) -> dict:
-    """One compiled chunk of the real training loop (`run.build`), chained from chunk to chunk."""
+def loop(config, task) -> Timed:
+    """One compiled chunk of the real training loop (`run.build`), chained from chunk to chunk,
+    from a state whose buffer reads as full (steady state: batches gather from the whole ring)."""
+    jax = _jax()
     from mjx_cikd import replay
     from mjx_cikd.run import build, seed_keys
     from mjx_cikd.trainer import make_train
 
     compiled = build(config, make_train(config, task))
     state = compiled.init(seed_keys(config))
-    array_bytes = replay.arrays_nbytes(state.buffer)
-    chunk = lambda state, sched: compiled.chunk(state, sched)[:2]  # noqa: E731
-    median, times, (state, sched) = time_calls(chunk, (state, compiled.trainer.schedule()),
-                                               repeats)
-    t, n, s = config.iters_per_chunk, config.num_envs, config.num_seeds
-    phases_on = config.algo == "cikd" or config.extra_updates
-    del state
-    return {"chunk_iters": t,
-            "phases_per_chunk": t // distill_period(config) if phases_on else 0,
-            "chunk_s": median, "loop_iter_s": median / t,
-            "loop_env_steps_per_s": t * n * s / median,
-            "loop_updates_per_s": t * config.updates_per_step * s / median,
-            "loop_member_updates_per_s":
-                t * config.updates_per_step * config.ensemble_size * s / median,
-            "compile_s": compiled.compile_s,
+    buf = state.buffer
+    state = state.replace(buffer=buf.replace(size=jax.numpy.full_like(buf.size,
+                                                                        config.buffer_rows)))
+    s = config.num_seeds
+    info = {"compile_s": compiled.compile_s,
             "replay_bytes": s * replay.nbytes(config.buffer_rows, task.obs_size,
                                               task.action_size),
-            "replay_array_bytes": array_bytes,
-            "peak_device_bytes": peak_device_bytes(), "chunk_times_s": times}
-
-
-def efficiency(loop_iter_s: float, sim_iter_s: float, update_s: float, updates_per_step: int):
-    return loop_iter_s / (sim_iter_s + updates_per_step * update_s)
+            "replay_array_bytes": replay.arrays_nbytes(buf)}
+    chunk = lambda state, sched: compiled.chunk(state, sched)[:2]  # noqa: E731
+    return Timed(chunk, (state, compiled.trainer.schedule()), info)
 
 
 # ---------------------------------------------------------------------------------------------
 # whole benchmark
 
 
-def _distill_shares(rows: list[dict]) -> None:
-    """distill_share of each cikd row, from the ensemble row at the same N and K."""
-    for row in rows:
-        if row["algo"] != "cikd":
-            continue
-        base = next(r for r in rows if r["algo"] == "ensemble" and r["num_envs"] ==
-                    row["num_envs"] and r["ensemble_size"] == row["ensemble_size"])
-        row["distill_share"] = (row["chunk_s"] - base["chunk_s"]) / row["chunk_s"]
-        row["distill_share_from_phase"] = (row["phases_per_chunk"] * row["distill_phase_s"]
-                                           / row["chunk_s"])
-        # the same ratio as loop_efficiency with the phases' amortised cost among the parts
-        row["loop_efficiency_with_phase"] = row["loop_iter_s"] / (
-            row["sim_iter_s"] + row["updates_per_step"] * row["update_s"]
-            + row["phases_per_chunk"] * row["distill_phase_s"] / row["chunk_iters"])
+def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_stderr,
+                  task=None) -> tuple[list[dict], object]:
+    """Rows for one N: `sizes` maps each K to its algos. All measurements at this N are timed
+    in the same rounds (`time_interleaved`); the ratios are medians of per-round ratios."""
+    from mjx_cikd import envs
+    from mjx_cikd.ensemble import make_ensemble
+
+    configs = {(k, a): loop_config(base, n, a, k, iters) for k, algos in sizes.items()
+               for a in algos}
+    any_config = next(iter(configs.values()))
+    t, u = any_config.iters_per_chunk, any_config.updates_per_step
+    task = task or envs.make_task(any_config)
+    say(f"[bench] N={n}: compiling and warming up ({task.name}, impl={task.impl}, "
+        f"{t} iterations per chunk)")
+    timed = {"sim": simulation(any_config, task, t)}
+    filled = prefilled(any_config, task)
+    for k, algos in sizes.items():
+        config = configs[(k, algos[-1])]
+        ensemble = make_ensemble(config, task.obs_size, task.action_size)
+        timed[("updates", k)] = updates(config, ensemble, t * u, filled)
+        if k > 1:
+            timed[("phase", k)] = phase(config, ensemble, filled)
+        for a in algos:
+            timed[("loop", k, a)] = loop(configs[(k, a)], task)
+    say(f"[bench] N={n}: {len(timed)} measurements x {repeats} rounds")
+    times = time_interleaved(timed, repeats)
+    peak = peak_device_bytes()
+    sim, med = times["sim"], statistics.median
+    rows = []
+    for (k, algo), config in configs.items():
+        upd, chunk = times[("updates", k)], times[("loop", k, algo)]
+        phase_times = times.get(("phase", k))
+        phases_on = algo == "cikd" or config.extra_updates
+        s = config.num_seeds
+        row = {"num_envs": n, "ensemble_size": k, "algo": algo, "env": task.name,
+               "impl": task.impl, "batch_size": config.batch_size, "updates_per_step": u,
+               "num_seeds": s, "distill_interval": config.distill_interval,
+               "distill_steps": config.distill_steps,
+               "distill_batch_size": config.distill_batch_size,
+               "chunk_iters": t,
+               "phases_per_chunk": t // config.phase_period if phases_on else 0,
+               "sim_iter_s": med(sim) / t, "sim_env_steps_per_s": t * n * s / med(sim),
+               "update_s": med(upd) / (t * u), "updates_per_s": t * u * s / med(upd),
+               "member_updates_per_s": t * u * k * s / med(upd),
+               "update_cost_vs_k1": None,
+               "distill_phase_s": med(phase_times) if phase_times else None,
+               "chunk_s": med(chunk), "loop_iter_s": med(chunk) / t,
+               "loop_env_steps_per_s": t * n * s / med(chunk),
+               "loop_updates_per_s": t * u * s / med(chunk),
+               "loop_member_updates_per_s": t * u * k * s / med(chunk),
+               "env_steps_vs_sac": None, "distill_share": None,
+               "distill_share_from_phase": None, "loop_efficiency_with_phase": None,
+               # one chunk against the simulation and the updates that chunk holds
+               "loop_efficiency": per_round(lambda c, m, p: c / (m + p), chunk, sim, upd),
+               **(timed[("loop", k, algo)].info or {}), "peak_device_bytes": peak,
+               "sim_times_s": sim, "update_times_s": upd, "distill_times_s": phase_times,
+               "chunk_times_s": chunk}
+        if ("updates", 1) in timed and k > 1:
+            row["update_cost_vs_k1"] = per_round(lambda a, b: a / b, upd, times[("updates", 1)])
+        if ("loop", 1, "sac") in timed and k > 1:
+            row["env_steps_vs_sac"] = per_round(lambda a, b: b / a, chunk,
+                                                times[("loop", 1, "sac")])
+        if algo == "cikd" and ("loop", k, "ensemble") in timed:
+            p, base_chunk = row["phases_per_chunk"], times[("loop", k, "ensemble")]
+            row["distill_share"] = per_round(lambda c, e: (c - e) / c, chunk, base_chunk)
+            row["distill_share_from_phase"] = per_round(lambda c, d: p * d / c, chunk,
+                                                        phase_times)
+            # loop_efficiency with the phases' cost among the parts
+            row["loop_efficiency_with_phase"] = per_round(
+                lambda c, m, w, d: c / (m + w + p * d), chunk, sim, upd, phase_times)
+        rows.append(row)
+    return rows, task
 
 
 def measure_configs(base, pairs: list[tuple[int, int]], algos: dict | None = None,
                     iters: int = 20, repeats: int = 5, say=say_stderr) -> tuple[list[dict], dict]:
-    """Rows for each (num_envs, K) in `pairs` and each algo of `algos_for(K)` (or `algos[K]`)."""
-    from mjx_cikd import envs
-    from mjx_cikd.ensemble import make_ensemble
-
-    rows, tasks, sims = [], {}, {}
+    """Rows for each (num_envs, K) in `pairs` and each algo of `algos_for(K)` (or `algos[K]`),
+    one `measure_group` per N. A cikd row brings the ensemble row its distill_share needs."""
+    groups: dict[int, dict] = {}
     for n, k in pairs:
         names = (algos or {}).get(k, algos_for(k))
         if "cikd" in names and "ensemble" not in names:
-            names = ("ensemble", *names)  # the baseline of distill_share
-        configs = {a: loop_config(base, n, a, k, iters) for a in names}
-        any_config = next(iter(configs.values()))
-        task = tasks.get(n) or tasks.setdefault(n, envs.make_task(any_config))
-        if n not in sims:
-            say(f"[bench] N={n}: simulation ({task.name}, impl={task.impl})")
-            sims[n] = measure_simulation(any_config, task, iters, repeats)
-        sim = sims[n]
-        ensemble = make_ensemble(any_config, task.obs_size, task.action_size)
-        say(f"[bench] N={n} K={k}: updates (B={any_config.batch_size})")
-        upd = measure_updates(any_config, task, iters, repeats, ensemble)
-        phase = {"distill_phase_s": None}
-        if k > 1:
-            say(f"[bench] N={n} K={k}: one distillation phase (D={any_config.distill_steps}, "
-                f"B_d={any_config.distill_batch_size})")
-            phase = measure_phase(configs.get("cikd", any_config), task, repeats, ensemble)
-        for algo, config in configs.items():
-            say(f"[bench] N={n} K={k}: loop {algo} ({config.iters_per_chunk} iterations/chunk)")
-            loop = measure_loop(config, task, repeats)
-            row = {"num_envs": n, "ensemble_size": k, "algo": algo, "env": task.name,
-                   "impl": task.impl, "batch_size": config.batch_size,
-                   "updates_per_step": config.updates_per_step, "num_seeds": config.num_seeds,
-                   "distill_interval": config.distill_interval,
-                   "distill_steps": config.distill_steps,
-                   "distill_batch_size": config.distill_batch_size,
-                   **sim, **upd, **phase, **loop,
-                   "distill_share": None, "distill_share_from_phase": None,
-                   "loop_efficiency_with_phase": None}
-            row["loop_efficiency"] = efficiency(row["loop_iter_s"], row["sim_iter_s"],
-                                                row["update_s"], row["updates_per_step"])
-            rows.append(row)
-    _distill_shares(rows)
+            names = ("ensemble", *names)
+        groups.setdefault(n, {})[k] = tuple(names)
+    rows, tasks = [], {}
+    for n, sizes in groups.items():
+        group_rows, tasks[n] = measure_group(base, n, sizes, iters, repeats, say)
+        rows += group_rows
     return rows, tasks
 
 
@@ -391,173 +420,3 @@ def run_benchmark(base, num_envs: list[int], ensemble_sizes: list[int], iters: i
         say(f"[bench] cache check: N={n} K={k} {config.algo}, two fresh processes")
         result["cache_check"] = first_step.cache_check(config)
     return result
-
-
-# ---------------------------------------------------------------------------------------------
-# output
-
-
-def _fmt(value, kind: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if kind == "rate":
-        return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-    if kind == "s":
-        return f"{value:.3g}"
-    if kind == "pct":
-        return f"{100 * value:.1f}%"
-    if kind == "x":
-        return f"{value:.2f}"
-    if kind == "mib":
-        return f"{value / 2**20:,.1f}"
-    return str(value)
-
-
-TABLE = (("N", "num_envs", ""), ("K", "ensemble_size", ""), ("algo", "algo", ""),
-         ("sim steps/s", "sim_env_steps_per_s", "rate"), ("updates/s", "updates_per_s", "rate"),
-         ("phase s", "distill_phase_s", "s"), ("loop steps/s", "loop_env_steps_per_s", "rate"),
-         ("loop updates/s", "loop_updates_per_s", "rate"),
-         ("distill share", "distill_share", "pct"), ("efficiency", "loop_efficiency", "x"),
-         ("compile s", "compile_s", "s"), ("replay MiB", "replay_bytes", "mib"),
-         ("peak MiB", "peak_device_bytes", "mib"))
-
-
-def markdown(result: dict) -> str:
-    head = (f"{result['env']} (impl={result['impl']}) on {result['device']}, jax {result['jax']}, "
-            f"mujoco {result['mujoco']}, {result['date']}; median of {result['repeats']}, "
-            f"U={result['rows'][0]['updates_per_step']}, B={result['rows'][0]['batch_size']}")
-    lines = [head, "", "| " + " | ".join(h for h, _, _ in TABLE) + " |",
-             "|" + "|".join("---:" if kind else "---" for _, _, kind in TABLE) + "|"]
-    for row in result["rows"]:
-        lines.append("| " + " | ".join(_fmt(row.get(key), kind) for _, key, kind in TABLE) + " |")
-    cc = result.get("cache_check")
-    if cc:
-        c = cc["config"]
-        lines += ["", f"first step (N={c['num_envs']}, K={c['ensemble_size']}, {c['algo']}): "
-                  f"cold cache {cc['first_step_cold_s']:.1f}s, warm cache "
-                  f"{cc['first_step_warm_s']:.1f}s, ratio {cc['first_step_ratio']:.2f}x"]
-        for name in ("cold", "warm"):
-            stages = cc.get(f"stages_{name}_s") or {}
-            lines.append(f"  {name}: " + ", ".join(
-                f"{k.removesuffix('_s')} {v:.1f}s" for k, v in stages.items()))
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# command line
-
-
-def _int_list(text: str, flag: str) -> list[int]:
-    from mjx_cikd.config import ConfigError
-
-    try:
-        values = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"--{flag}: cannot read {text!r} as a comma list of integers")
-    if not values or min(values) < 1:
-        raise ConfigError(f"--{flag} must list integers >= 1, got {text!r}")
-    return values
-
-
-def _bool(text) -> bool:
-    from mjx_cikd.config import coerce
-
-    return coerce("cache_check", text, bool)
-
-
-def pop_flag(argv: list[str], name: str) -> tuple[list[str], str | None]:
-    """Remove `--name V` / `--name=V` from argv (last one wins); -> (rest, V or None)."""
-    rest, value, i = [], None, 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == f"--{name}":
-            if i + 1 >= len(argv):
-                from mjx_cikd.config import ConfigError
-
-                raise ConfigError(f"argument --{name}: expected one argument")
-            value, i = argv[i + 1], i + 2
-            continue
-        if arg.startswith(f"--{name}="):
-            value = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-        i += 1
-    return rest, value
-
-
-def _bench_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("benchmark")
-    group.add_argument("--ensemble_sizes", default="1,3", help="comma list of K (default 1,3)")
-    group.add_argument("--repeats", type=int, default=5, help="timings per measurement; median")
-    group.add_argument("--iters", type=int, default=20,
-                       help="iterations per timed scan (a loop chunk is rounded up to whole "
-                            "distillation periods)")
-    group.add_argument("--out", default="bench.json", help="JSON output")
-    group.add_argument("--cache_check", default="true",
-                       help="time to first step with a cold and a warm compilation cache")
-
-
-def parse(argv: list[str] | None):
-    """-> (base Config, num_envs list, bench args). `--num_envs` takes a comma list here; the
-    first value is handed to the Config (so its validation sees a real N)."""
-    from mjx_cikd.config import config_from_args
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    argv, num_envs_text = pop_flag(argv, "num_envs")
-    num_envs = _int_list(num_envs_text, "num_envs") if num_envs_text is not None else None
-    if num_envs:
-        argv += ["--num_envs", str(num_envs[0])]
-    base, args = config_from_args(argv, extra=_bench_flags)
-    if num_envs is None:
-        num_envs = [base.num_envs]
-    args.ensemble_sizes = _int_list(args.ensemble_sizes, "ensemble_sizes")
-    args.cache_check = _bool(args.cache_check)
-    if args.repeats < 1 or args.iters < 1:
-        from mjx_cikd.config import ConfigError
-
-        raise ConfigError("--repeats and --iters must be >= 1")
-    return base, num_envs, args
-
-
-def main(argv: list[str] | None = None) -> int:
-    from mjx_cikd.config import ConfigError
-
-    try:
-        base, num_envs, args = parse(argv)
-        from mjx_cikd import envs
-
-        envs.resolve_impl(base.env, base.impl)
-        for n in num_envs:  # every configuration is valid before anything is compiled
-            for k in args.ensemble_sizes:
-                for algo in algos_for(k):
-                    loop_config(base, n, algo, k, args.iters)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    result = run_benchmark(base, num_envs, args.ensemble_sizes, iters=args.iters,
-                           repeats=args.repeats, check_cache=args.cache_check)
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
-    print(markdown(result), flush=True)
-    if args.out:
-        print(f"\nwrote {args.out}", file=sys.stderr)
-    return 0
-
-
-def _json_default(value):
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-    except ImportError:
-        pass
-    if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
-    return str(value)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -74,7 +74,7 @@ class Config:
     run_dir: str = ""  # empty: runs/<env>-<algo>-<time>
     checkpoint_every: int = 200_000  # env steps between checkpoints (and one at the end); 0: end only
     progress: bool = True
-    compile_cache: str = "~/.cache/mjx_cikd/xla"  # persistent compilation cache; "" disables
+    compile_cache: str = "~/.cache/mjx_cikd/xla"  # persistent cache (XLA, Warp starts); "" off
     tensorboard: bool = True
 
     # ---------------------------------------------------------------------------------
@@ -95,6 +95,11 @@ class Config:
         """Vector steps per compiled chunk: at most log_every env steps, spread evenly so that
         the run overshoots total_steps by less than one step per chunk."""
         return -(-self.total_iters // self.num_chunks)
+
+    @property
+    def phase_period(self) -> int:
+        """Vector steps from one distillation phase to the next: ceil(I / N)."""
+        return -(-self.distill_interval // self.num_envs)
 
     @property
     def buffer_rows(self) -> int:

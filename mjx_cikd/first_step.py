@@ -6,8 +6,10 @@ first process fills it, the second reads it. Each child builds the config's task
 loads) init and one chunk with `run.build`, initialises and runs that chunk, and reports the wall
 time from its launch to the end of the chunk, with the stages that make it up: interpreter and
 imports, task (model load), compilation (tracing and lowering included: the cache skips only
-XLA's compile), init (env resets, buffer allocation) and the chunk itself. Only the compile
-stage differs between the two; the others bound the ratio.
+XLA's compile), init (env resets, buffer allocation) and the chunk itself. The cache directory
+holds XLA's executables and, under MuJoCo Warp, the env starts (`start_cache`): the compile
+stage differs between the two processes, and under Warp the init stage too (and the warm
+process compiles no reset).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _child(cache_dir: str, config_json: str, launched: str) -> int:
     enable_compile_cache(cache_dir)
     task = envs.make_task(config)
     marks.append(time.time())
-    compiled = build(config, make_train(config, task))
+    compiled = build(config, make_train(config, task), cache_dir=cache_dir)
     marks.append(time.time())
     state = jax.block_until_ready(compiled.init(seed_keys(config)))
     marks.append(time.time())

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mjx_cikd import checkpoint, envs, replay
+from mjx_cikd import checkpoint, envs, replay, start_cache
 from mjx_cikd.config import Config
 from mjx_cikd.logger import RunLogger
 from mjx_cikd.trainer import Trainer, make_train
@@ -40,27 +40,70 @@ def enable_compile_cache(path: str) -> None:
 @dataclasses.dataclass
 class Compiled:
     trainer: Trainer
-    init: object  # compiled: keys[S] -> TrainState[S]
+    init_from: object  # compiled: (keys[S], Starts[S]) -> TrainState[S]
     chunk: object  # compiled: (TrainState[S], Schedule) -> (TrainState[S], Schedule, ChunkLog[S])
     compile_s: float
+    starts_shape: object  # Starts[S] as ShapeDtypeStructs
+    starts: object = None  # compiled keys[S] -> Starts[S]; None when build found them on disk
+    start_dir: str = ""  # where `start_cache` keeps the starts ("": nowhere)
+
+    def init(self, keys: jax.Array):
+        """The training state of `keys`: its env starts from the start cache when a run of the
+        same task and keys saved them, else simulated (and saved, where the cache is on)."""
+        config, task = self.trainer.config, self.trainer.task
+        file = (start_cache.path(self.start_dir, config, task, keys)
+                if start_cache.enabled(self.start_dir, task.impl) else None)
+        first = start_cache.load(file, self.starts_shape) if file else None
+        if first is None:
+            simulate = self.starts or jax.jit(jax.vmap(self.trainer.starts))
+            first = simulate(keys)
+            if file:
+                start_cache.save(file, first)
+        return self.init_from(keys, first)
 
 
 def seed_keys(config: Config) -> jax.Array:
     return jnp.stack([jax.random.key(config.seed + s) for s in range(config.num_seeds)])
 
 
-def build(config: Config, trainer: Trainer | None = None) -> Compiled:
-    """Trace and compile init and one chunk (ahead of time: compile time is measured alone)."""
+def build(config: Config, trainer: Trainer | None = None,
+          cache_dir: str | None = None) -> Compiled:
+    """Trace and compile init and one chunk (ahead of time: compile time is measured alone).
+    `cache_dir` (default: the config's compile cache) also holds the Warp env starts; the reset
+    that makes them is compiled only if they are not there yet."""
     trainer = trainer or make_train(config)
-    init = jax.jit(jax.vmap(trainer.init))
+    cache_dir = config.compile_cache if cache_dir is None else cache_dir
+    starts = jax.jit(jax.vmap(trainer.starts))
+    init_from = jax.jit(jax.vmap(trainer.init_from))
     chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)),
                     donate_argnums=0)
     start = time.perf_counter()
     keys = seed_keys(config)
-    init_c = init.lower(keys).compile()
-    state_shape = jax.eval_shape(init, keys)
+    starts_shape = jax.eval_shape(starts, keys)
+    cached = (start_cache.enabled(cache_dir, trainer.task.impl)
+              and start_cache.path(cache_dir, config, trainer.task, keys).exists())
+    starts_c = None if cached else starts.lower(keys).compile()
+    init_c = init_from.lower(keys, starts_shape).compile()
+    state_shape = jax.eval_shape(init_from, keys, starts_shape)
     chunk_c = chunk.lower(state_shape, trainer.schedule()).compile()
-    return Compiled(trainer, init_c, chunk_c, time.perf_counter() - start)
+    return Compiled(trainer, init_c, chunk_c, time.perf_counter() - start, starts_shape,
+                    starts_c, cache_dir)
+
+
+def phase_cost_note(config: Config) -> str | None:
+    """A warning when the distillation phases would outweigh the SAC updates between them: the
+    interval I is in env steps (as in the paper), so at a large N it holds few updates."""
+    if config.algo != "cikd" and not config.extra_updates:
+        return None
+    updates = config.phase_period * config.updates_per_step
+    if config.distill_steps <= updates:
+        return None
+    return (f"a phase of D={config.distill_steps} distillation steps comes every "
+            f"{config.phase_period} vector step(s) of {config.num_envs} envs, i.e. every "
+            f"{updates} SAC updates per member: the phases will take a large share of the run "
+            f"(docs/benchmarks.md). Raise --distill_interval (e.g. "
+            f"{config.distill_steps * config.num_envs // config.updates_per_step * 10:,} keeps "
+            f"D at a tenth of the updates) or use --profile parallel at 2048 envs.")
 
 
 def default_run_dir(config: Config) -> pathlib.Path:
@@ -137,6 +180,9 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
         f"{config.ensemble_size}, num_envs={config.num_envs}, seeds={config.num_seeds}; replay "
         f"buffer {config.buffer_rows:,} transitions = {nbytes / 2**20:.1f} MiB "
         f"({nbytes / config.num_seeds / 2**20:.1f} MiB per seed)")
+    note = phase_cost_note(config)
+    if note:
+        say(f"[mjx_cikd] note: {note}")
     run_dir = pathlib.Path(run_dir or config.run_dir or default_run_dir(config))
     logger = RunLogger(run_dir, config.to_dict(), config.tensorboard)
     start = time.perf_counter()

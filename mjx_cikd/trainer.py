@@ -88,11 +88,20 @@ def sac_steps(ensemble, members, buffer: replay.Replay, norm: norm_lib.Normalize
     return jax.lax.scan(one, members, jax.random.split(key, count))
 
 
+class Starts(NamedTuple):
+    """A seed's first env states: its training envs, and under Warp its evaluation starts."""
+
+    env: envs.EnvState
+    eval_start: envs.EnvState | None
+
+
 class Trainer(NamedTuple):
     config: Config
     task: envs.Task
     ensemble: Ensemble
-    init: callable  # key -> TrainState
+    init: callable  # key -> TrainState: init_from(key, starts(key))
+    starts: callable  # key -> Starts
+    init_from: callable  # (key, Starts) -> TrainState
     chunk: callable  # (TrainState, Schedule) -> (TrainState, Schedule, ChunkLog), pure
     evaluate: callable  # (members, normalizer, key) -> [K]
 
@@ -110,21 +119,30 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     # 0: evaluate on the last iteration of every chunk, i.e. at each log point
     eval_every = config.iters_per_chunk * n if config.eval_every <= 0 else config.eval_every
 
-    def init(key: jax.Array) -> TrainState:
-        k_env, k_member, k_members, k_loop, k_eval, k_start = jax.random.split(key, 6)
+    def starts(key: jax.Array) -> Starts:
+        """The envs' first states (the seed's own keys, as `init` splits them): the expensive
+        part of init under Warp, hence apart (`start_cache` keeps them on disk)."""
+        k_env, *_, k_start = jax.random.split(key, 6)
         batches = [jax.random.split(k_env, n)]
         if task.impl == "warp":  # evaluations start from states drawn here, in the same reset
             batches.append(jax.random.split(k_start, k * config.eval_episodes))
         env, *rest = task.reset_batches(*batches, stagger=config.stagger_episodes)
-        eval_start = rest[0] if rest else None
+        return Starts(env=env, eval_start=rest[0] if rest else None)
+
+    def init_from(key: jax.Array, first: Starts) -> TrainState:
+        _, k_member, k_members, k_loop, k_eval, _ = jax.random.split(key, 6)
         return TrainState(
-            env=env,
+            env=first.env,
             member=selection.draw_members(k_member, n, k),
             ep_return=jnp.zeros(n),
             ring=selection.init_ring(k, config.return_window),
             buffer=replay.init(config.buffer_rows, task.obs_size, a),
             norm=norm_lib.init(task.obs_size, config.normalize_obs),
-            members=ensemble.init(k_members), key=k_loop, eval_key=k_eval, eval_start=eval_start)
+            members=ensemble.init(k_members), key=k_loop, eval_key=k_eval,
+            eval_start=first.eval_start)
+
+    def init(key: jax.Array) -> TrainState:
+        return init_from(key, starts(key))
 
     def sac_updates(state: TrainState, key, count: int, batch_size: int):
         members, metrics = sac_steps(ensemble, state.members, state.buffer, state.norm, key,
@@ -218,5 +236,5 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
                        eval_return=eval_return)
         return state, sched, log
 
-    return Trainer(config=config, task=task, ensemble=ensemble, init=init, chunk=chunk,
-                   evaluate=evaluate)
+    return Trainer(config=config, task=task, ensemble=ensemble, init=init, starts=starts,
+                   init_from=init_from, chunk=chunk, evaluate=evaluate)

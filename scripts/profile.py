@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         return 2
     import jax
 
-    from mjx_cikd import benchmark
+    from mjx_cikd import benchmark, benchmark_report
     from mjx_cikd.run import build, enable_compile_cache, seed_keys
 
     enable_compile_cache(config.compile_cache)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                                             repeats=args.repeats)
     result = {**benchmark.describe(), "env": config.env, "impl": tasks[config.num_envs].impl,
               "repeats": args.repeats, "rows": rows, "cache_check": None}
-    print(benchmark.markdown(result))
+    print(benchmark_report.markdown(result))
     return 0
 
 

@@ -4,18 +4,19 @@ efficiency that is the ratio of the times it reports."""
 import functools
 import json
 import math
+import statistics
 
 import pytest
 
-from mjx_cikd import benchmark, replay
+from mjx_cikd import benchmark, benchmark_report, replay
 from mjx_cikd.config import ConfigError
 
 
 @functools.cache
 def _tiny(tmp):
     out = f"{tmp}/bench.json"
-    rc = benchmark.main(["--profile", "tiny", "--env", "ProbeTarget", "--num_envs", "8",
-                         "--ensemble_sizes", "1,2", "--repeats", "1", "--iters", "4",
+    rc = benchmark_report.main(["--profile", "tiny", "--env", "ProbeTarget", "--num_envs", "8",
+                         "--ensemble_sizes", "1,2", "--repeats", "3", "--iters", "4",
                          "--cache_check", "false", "--compile_cache", "", "--out", out])
     assert rc == 0
     with open(out) as f:
@@ -52,12 +53,27 @@ def test_replay_bytes_equal_the_arrays_bytes(result):
     assert replay.arrays_nbytes(buf) == replay.nbytes(2048, 1, 1)
 
 
-def test_loop_efficiency_is_the_ratio_of_the_reported_times(result):
+def test_ratios_are_medians_of_ratios_taken_within_each_round(result):
+    rows = {r["algo"]: r for r in result["rows"]}
+    med = statistics.median
     for row in result["rows"]:
-        parts = row["sim_iter_s"] + row["updates_per_step"] * row["update_s"]
-        assert row["loop_efficiency"] == pytest.approx(row["loop_iter_s"] / parts, rel=1e-6)
+        sim, upd, chunk = row["sim_times_s"], row["update_times_s"], row["chunk_times_s"]
+        assert len(sim) == len(upd) == len(chunk) == result["repeats"]
+        # one chunk against the simulation and the updates of one chunk, round by round
+        assert row["loop_efficiency"] == pytest.approx(
+            med(c / (m + u) for c, m, u in zip(chunk, sim, upd)), rel=1e-9)
+        assert row["loop_iter_s"] == pytest.approx(med(chunk) / row["chunk_iters"])
+    cikd, sac = rows["cikd"], rows["sac"]
+    assert cikd["update_cost_vs_k1"] == pytest.approx(med(
+        a / b for a, b in zip(cikd["update_times_s"], sac["update_times_s"])), rel=1e-9)
+    assert cikd["env_steps_vs_sac"] == pytest.approx(med(
+        b / a for a, b in zip(cikd["chunk_times_s"], sac["chunk_times_s"])), rel=1e-9)
+    assert cikd["distill_share"] == pytest.approx(med(
+        (c - e) / c for c, e in zip(cikd["chunk_times_s"], rows["ensemble"]["chunk_times_s"])),
+        rel=1e-9)
+    assert sac["update_cost_vs_k1"] is None and sac["env_steps_vs_sac"] is None
 
 
 def test_bad_lists_are_one_clear_error():
     with pytest.raises(ConfigError, match="ensemble_sizes"):
-        benchmark.parse(["--ensemble_sizes", "1,x"])
+        benchmark_report.parse(["--ensemble_sizes", "1,x"])

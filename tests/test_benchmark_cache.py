@@ -7,17 +7,17 @@ import math
 import pytest
 
 from conftest import tiny
-from mjx_cikd import benchmark, first_step
+from mjx_cikd import benchmark, benchmark_report, envs, first_step
 
 
 def test_comma_lists_go_to_the_benchmark_and_the_first_n_to_the_config():
-    base, num_envs, args = benchmark.parse(
+    base, num_envs, args = benchmark_report.parse(
         ["--profile", "tiny", "--num_envs", "8,16", "--ensemble_sizes", "1,3", "--batch_size",
          "16", "--cache_check", "false", "--repeats", "2"])
     assert num_envs == [8, 16] and args.ensemble_sizes == [1, 3]
     assert base.num_envs == 8 and base.batch_size == 16
     assert args.cache_check is False and args.repeats == 2
-    _, num_envs, _ = benchmark.parse(["--profile", "tiny", "--num_envs=32"])
+    _, num_envs, _ = benchmark_report.parse(["--profile", "tiny", "--num_envs=32"])
     assert num_envs == [32]
 
 
@@ -32,16 +32,44 @@ def test_a_timed_chunk_holds_whole_distillation_periods_at_the_configs_interval(
     assert sac.ensemble_size == 1 and sac.iters_per_chunk == 13
 
 
-def test_time_calls_chains_the_carry_and_returns_a_median():
+def test_interleaved_timing_chains_each_carry_and_rotates_the_order_by_round():
     calls = []
 
-    def fn(x):
-        calls.append(x)
-        return (x + 1,)
+    def counter(name):
+        def fn(x):
+            calls.append((name, x))
+            return (x + 1,)
+        return benchmark.Timed(fn, (0,))
 
-    median, times, (last,) = benchmark.time_calls(fn, (0,), repeats=3, min_time=0.0)
-    assert len(times) == 3 and median == sorted(times)[1]
-    assert calls == list(range(5)) and last == 5  # two warm-up calls, then one per timing
+    times = benchmark.time_interleaved({"a": counter("a"), "b": counter("b")}, repeats=3,
+                                       min_time=0.0)
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    # two warm-up calls each, then one call of each per round, the order rotated by round;
+    # each measurement's carry runs on from its own last call
+    assert calls == [("a", 0), ("a", 1), ("b", 0), ("b", 1),
+                     ("a", 2), ("b", 2), ("b", 3), ("a", 3), ("a", 4), ("b", 4)]
+    median, single = benchmark.time_calls(counter("c").fn, (0,), repeats=3, min_time=0.0)
+    assert len(single) == 3 and median == sorted(single)[1]
+
+
+def test_ratios_are_taken_within_rounds_not_between_medians():
+    # round 3 is slow for both measurements: the per-round ratio sees 1, 1, 1
+    a, b = [1.0, 1.2, 5.0], [1.0, 1.2, 5.0]
+    assert benchmark.per_round(lambda x, y: x / y, a, b) == 1.0
+    a, b = [1.0, 10.0, 2.0], [1.0, 10.0, 1.0]  # ratio of medians would say 2
+    assert benchmark.per_round(lambda x, y: x / y, a, b) == 1.0
+
+
+def test_the_timed_loop_runs_in_steady_state_from_a_full_buffer():
+    config = benchmark.loop_config(tiny(), 8, "sac", 1, 4)
+    timed = benchmark.loop(config, envs.make_task(config))
+    state, sched = timed.carry
+    assert int(state.buffer.size.min()) == config.buffer_rows  # batches gather from the ring
+    assert timed.info["replay_array_bytes"] == timed.info["replay_bytes"]
+    state, sched = timed.fn(state, sched)
+    assert int(sched.iteration) == config.iters_per_chunk
+    assert int(state.buffer.ptr[0]) == config.iters_per_chunk * 8  # the chunk wrote its rows
+    assert int(state.buffer.size.min()) == config.buffer_rows
 
 
 def test_a_warm_compilation_cache_makes_the_first_step_faster(tmp_path):

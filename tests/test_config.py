@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mjx_cikd.config import Config, ConfigError, config_from_args, load_profile
+from mjx_cikd.config import Config, ConfigError, config_from_args, load_profile, resolve
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -71,3 +71,18 @@ def test_config_json_round_trips(tmp_path):
     config, _ = config_from_args(["--widths", "256,1024"])
     text = json.dumps(config.to_dict())
     assert json.loads(text)["widths"] == [256, 1024]
+
+
+def test_a_distillation_cadence_that_outweighs_the_updates_is_pointed_out():
+    import re
+
+    from mjx_cikd.run import phase_cost_note
+
+    assert phase_cost_note(resolve({})) is None  # defaults: 78 iterations, 624 updates, D = 64
+    assert phase_cost_note(resolve({"num_envs": 2048, "algo": "ensemble"})) is None
+    note = phase_cost_note(resolve({"num_envs": 2048}))
+    assert "every 24 SAC updates" in note
+    suggested = int(re.search(r"--distill_interval \(e.g. ([\d,]+)", note)[1].replace(",", ""))
+    fixed = resolve({"num_envs": 2048, "distill_interval": suggested})
+    assert phase_cost_note(fixed) is None
+    assert fixed.distill_steps * 10 <= fixed.phase_period * fixed.updates_per_step

@@ -1,0 +1,113 @@
+"""The first env states of a run, kept on disk beside the compilation cache.
+
+Under MuJoCo Warp a reset is physics, not compilation: CheetahRun's runs 200 stabilising steps,
+6 s at 256 envs and 22 s at 2048 on this project's CPU (docs/benchmarks.md), as long as the
+compilation the XLA cache saves. The starts of a run (its training envs and, under Warp, its
+fixed evaluation starts: `trainer.Starts`) are a pure function of its seed keys, its task and
+the code, so a second identical run loads them instead of simulating them again.
+
+A file's name hashes everything the starts depend on: the bits of the seed keys, the task, its
+sizes and options, the versions of the libraries that simulate it, and the source of the modules
+that turn keys into starts (envs.py, trainer.py). A change to any of them is a miss, never a
+stale start; a file whose arrays do not match the expected shapes is a miss too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+import jax
+import numpy as np
+
+SUBDIR = "env_starts"
+_SOURCES = ("envs.py", "trainer.py")
+_LIBRARIES = ("jax", "jaxlib", "mujoco", "mujoco-core", "mujoco-mjx", "playground", "warp-lang")
+
+
+def enabled(cache_dir: str, impl: str) -> bool:
+    """Only where a reset is worth a file: under Warp, with a cache directory."""
+    return bool(cache_dir) and impl == "warp"
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in _LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def path(cache_dir: str, config, task, keys: jax.Array) -> pathlib.Path:
+    """The file that holds (or will hold) the starts of `keys` for this config's task."""
+    here = pathlib.Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    digest.update(json.dumps({
+        "env": task.name, "impl": task.impl, "episode_length": task.episode_length,
+        "num_envs": config.num_envs, "ensemble_size": config.ensemble_size,
+        "eval_episodes": config.eval_episodes, "stagger": config.stagger_episodes,
+        "versions": _versions()}, sort_keys=True).encode())
+    digest.update(np.asarray(jax.random.key_data(keys)).tobytes())
+    for name in _SOURCES:
+        digest.update((here / name).read_bytes())
+    folder = pathlib.Path(os.path.expanduser(cache_dir)) / SUBDIR
+    return folder / f"{task.name}-{task.impl}-n{config.num_envs}-{digest.hexdigest()[:24]}.npz"
+
+
+def _is_key(leaf) -> bool:
+    return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def load(file: pathlib.Path, like):
+    """The starts saved in `file`, shaped as `like` (a tree of ShapeDtypeStructs), or None."""
+    if not file.exists():
+        return None
+    leaves, treedef = jax.tree.flatten(like)
+    try:
+        with np.load(file) as data:
+            index = data["index"]
+            unique = {j: data[f"u{j}"] for j in set(index.tolist())}
+    except (OSError, KeyError, ValueError, EOFError):
+        return None
+    if len(index) != len(leaves):
+        return None
+    arrays = [unique[j] for j in index.tolist()]
+    out = []
+    for a, leaf in zip(arrays, leaves):
+        if _is_key(leaf):  # typed PRNG keys travel as their raw bits
+            if a.shape[:len(leaf.shape)] != leaf.shape:
+                return None
+            out.append(jax.random.wrap_key_data(a))
+        elif a.shape != leaf.shape or a.dtype != leaf.dtype:
+            return None
+        else:
+            out.append(jax.numpy.asarray(a))
+    if any(o.shape != leaf.shape or o.dtype != leaf.dtype for o, leaf in zip(out, leaves)):
+        return None
+    return jax.tree.unflatten(treedef, out)
+
+
+def save(file: pathlib.Path, starts) -> None:
+    """Write atomically (a concurrent reader sees the whole file or none), each distinct array
+    once and compressed: Warp's starts hold every array twice (`EnvState.first` is the state
+    itself at a reset) and mostly empty contact buffers (CheetahRun, 286 envs: 73 MB of arrays,
+    19 MB distinct, 2 MB compressed)."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    leaves = [np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+              for x in jax.tree.leaves(starts)]
+    unique, index = {}, []
+    for a in leaves:
+        digest = hashlib.sha256(f"{a.dtype}{a.shape}".encode() + a.tobytes()).digest()
+        index.append(unique.setdefault(digest, (len(unique), a))[0])
+    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.savez_compressed(f, index=np.asarray(index, np.int64),
+                            **{f"u{j}": a for j, a in unique.values()})
+    os.replace(tmp, file)
