@@ -6,6 +6,7 @@ one chunk of the loop (T iterations, a whole number of distillation periods):
   - updates alone: the T x U SAC updates of a chunk, K members on batches of B drawn from a full
     buffer, sampled and normalised as the trainer does (`trainer.sac_steps`);
   - one distillation phase alone (K > 1): `distillation.make_phase`, teacher 0;
+  - acting alone: T times `trainer.act` (K actors on N observations, the index mask);
   - the full loop (`trainer.chunk`, compiled by `run.build`, donated state) for sac (K = 1), and
     ensemble and cikd (K > 1), in steady state: updates from the first iteration
     (learning_starts = 0), phases from the first interval (distill_warmup = 0), a buffer that
@@ -23,6 +24,8 @@ seeds that run side by side (vmap).
 `loop_efficiency` = loop time per iteration / (simulation time per iteration + U x update time):
 1 means the loop costs exactly its parts; above 1 is overhead (replay writes, acting, selection,
 phases for cikd); below 1 means XLA overlapped or fused work across the parts.
+`loop_rest_share` is the share of the chunk that no timed part holds (after simulation,
+updates, acting and phases): replay writes, the normaliser, selection, the schedule.
 """
 
 from __future__ import annotations
@@ -45,10 +48,10 @@ ROW_FIELDS = (
     "chunk_iters", "phases_per_chunk",
     "sim_iter_s", "sim_env_steps_per_s",
     "update_s", "updates_per_s", "member_updates_per_s", "update_cost_vs_k1",
-    "distill_phase_s",
+    "distill_phase_s", "act_iter_s",
     "loop_iter_s", "loop_env_steps_per_s", "loop_updates_per_s", "loop_member_updates_per_s",
     "env_steps_vs_sac", "distill_share", "distill_share_from_phase",
-    "loop_efficiency", "compile_s",
+    "loop_efficiency", "loop_rest_share", "compile_s",
     "replay_bytes", "replay_array_bytes", "peak_device_bytes",
 )
 
@@ -288,6 +291,37 @@ def phase(config, ensemble, filled) -> Timed:
     return _on_members(config, ensemble, run, filled, salt=5)
 
 
+def acting(config, task, ensemble, iters: int) -> Timed:
+    """`iters` times the loop's acting (`trainer.act`: K actors on all N observations, one
+    sample each, the index mask), which neither the simulation nor the updates hold. Each
+    step's observations depend on the previous actions, so XLA cannot hoist the forward pass
+    out of the scan."""
+    jax = _jax()
+    jnp = jax.numpy
+    from mjx_cikd import normalizer as norm_lib
+    from mjx_cikd import selection
+    from mjx_cikd.trainer import act
+
+    n, k = config.num_envs, ensemble.size
+
+    def run(members, key, total):
+        key, k_obs, k_member, k_scan = jax.random.split(key, 4)
+        obs = jax.random.normal(k_obs, (n, task.obs_size))
+        member = selection.draw_members(k_member, n, k)
+        norm = norm_lib.update(norm_lib.init(task.obs_size, config.normalize_obs), obs)
+
+        def body(obs, key):
+            action = act(ensemble, members, norm, obs, member, key)
+            return obs + 1e-3 * action.sum(-1, keepdims=True), None
+
+        obs, _ = jax.lax.scan(body, obs, jax.random.split(k_scan, iters))
+        return members, key, total + obs.sum()  # an output that needs every step
+
+    keys = _seed_keys(config, 7)
+    members = jax.jit(jax.vmap(ensemble.init))(keys)
+    return Timed(jax.jit(jax.vmap(run)), (members, keys, jnp.zeros(config.num_seeds)))
+
+
 def loop(config, task) -> Timed:
     """One compiled chunk of the real training loop (`run.build`), chained from chunk to chunk,
     from a state whose buffer reads as full (steady state: batches gather from the whole ring)."""
@@ -334,6 +368,7 @@ def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_s
         config = configs[(k, algos[-1])]
         ensemble = make_ensemble(config, task.obs_size, task.action_size)
         timed[("updates", k)] = updates(config, ensemble, t * u, filled)
+        timed[("acting", k)] = acting(config, task, ensemble, t)
         if k > 1:
             timed[("phase", k)] = phase(config, ensemble, filled)
         for a in algos:
@@ -345,8 +380,9 @@ def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_s
     rows = []
     for (k, algo), config in configs.items():
         upd, chunk = times[("updates", k)], times[("loop", k, algo)]
-        phase_times = times.get(("phase", k))
+        acts, phase_times = times[("acting", k)], times.get(("phase", k))
         phases_on = algo == "cikd" or config.extra_updates
+        p = t // config.phase_period if phases_on else 0
         s = config.num_seeds
         row = {"num_envs": n, "ensemble_size": k, "algo": algo, "env": task.name,
                "impl": task.impl, "batch_size": config.batch_size, "updates_per_step": u,
@@ -354,12 +390,13 @@ def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_s
                "distill_steps": config.distill_steps,
                "distill_batch_size": config.distill_batch_size,
                "chunk_iters": t,
-               "phases_per_chunk": t // config.phase_period if phases_on else 0,
+               "phases_per_chunk": p,
                "sim_iter_s": med(sim) / t, "sim_env_steps_per_s": t * n * s / med(sim),
                "update_s": med(upd) / (t * u), "updates_per_s": t * u * s / med(upd),
                "member_updates_per_s": t * u * k * s / med(upd),
                "update_cost_vs_k1": None,
                "distill_phase_s": med(phase_times) if phase_times else None,
+               "act_iter_s": med(acts) / t,
                "chunk_s": med(chunk), "loop_iter_s": med(chunk) / t,
                "loop_env_steps_per_s": t * n * s / med(chunk),
                "loop_updates_per_s": t * u * s / med(chunk),
@@ -367,9 +404,14 @@ def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_s
                "env_steps_vs_sac": None, "distill_share": None,
                "distill_share_from_phase": None, "loop_efficiency_with_phase": None,
                # one chunk against the simulation and the updates that chunk holds
-               "loop_efficiency": per_round(lambda c, m, p: c / (m + p), chunk, sim, upd),
+               "loop_efficiency": per_round(lambda c, m, w: c / (m + w), chunk, sim, upd),
+               # what none of the timed parts holds (replay write, normaliser, selection, ...)
+               "loop_rest_share": per_round(
+                   lambda c, m, w, a, d: (c - m - w - a - p * d) / c, chunk, sim, upd, acts,
+                   phase_times if p else [0.0] * len(chunk)),
                **(timed[("loop", k, algo)].info or {}), "peak_device_bytes": peak,
-               "sim_times_s": sim, "update_times_s": upd, "distill_times_s": phase_times,
+               "sim_times_s": sim, "update_times_s": upd, "act_times_s": acts,
+               "distill_times_s": phase_times,
                "chunk_times_s": chunk}
         if ("updates", 1) in timed and k > 1:
             row["update_cost_vs_k1"] = per_round(lambda a, b: a / b, upd, times[("updates", 1)])
@@ -377,7 +419,7 @@ def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_s
             row["env_steps_vs_sac"] = per_round(lambda a, b: b / a, chunk,
                                                 times[("loop", 1, "sac")])
         if algo == "cikd" and ("loop", k, "ensemble") in timed:
-            p, base_chunk = row["phases_per_chunk"], times[("loop", k, "ensemble")]
+            base_chunk = times[("loop", k, "ensemble")]
             row["distill_share"] = per_round(lambda c, e: (c - e) / c, chunk, base_chunk)
             row["distill_share_from_phase"] = per_round(lambda c, d: p * d / c, chunk,
                                                         phase_times)

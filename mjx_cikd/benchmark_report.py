@@ -27,6 +27,8 @@ def _fmt(value, kind: str) -> str:
         return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
     if kind == "s":
         return f"{value:.3g}"
+    if kind == "ms":
+        return f"{1000 * value:.3g}"
     if kind == "pct":
         return f"{100 * value:.1f}%"
     if kind == "x":
@@ -39,20 +41,23 @@ def _fmt(value, kind: str) -> str:
 TABLE = (("N", "num_envs", ""), ("K", "ensemble_size", ""), ("algo", "algo", ""),
          ("sim steps/s", "sim_env_steps_per_s", "rate"), ("updates/s", "updates_per_s", "rate"),
          ("update cost vs K=1", "update_cost_vs_k1", "x"),
-         ("phase s", "distill_phase_s", "s"), ("loop steps/s", "loop_env_steps_per_s", "rate"),
+         ("phase s", "distill_phase_s", "s"), ("act ms/iter", "act_iter_s", "ms"),
+         ("loop steps/s", "loop_env_steps_per_s", "rate"),
          ("loop updates/s", "loop_updates_per_s", "rate"),
          ("steps/s vs sac", "env_steps_vs_sac", "x"),
          ("distill share", "distill_share", "pct"), ("efficiency", "loop_efficiency", "x"),
+         ("rest", "loop_rest_share", "pct"),
          ("compile s", "compile_s", "s"), ("replay MiB", "replay_bytes", "mib"),
          ("peak MiB", "peak_device_bytes", "mib"))
 
 
 def markdown(result: dict) -> str:
     first = result["rows"][0]
+    chunks = {row["num_envs"]: row["chunk_iters"] for row in result["rows"]}
     head = (f"{result['env']} (impl={result['impl']}) on {result['device']}, jax {result['jax']}, "
             f"mujoco {result['mujoco']}, {result['date']}; {result['repeats']} interleaved "
             f"rounds (medians), U={first['updates_per_step']}, B={first['batch_size']}, "
-            f"{first['chunk_iters']} iterations per chunk")
+            "iterations per chunk: " + ", ".join(f"{t} (N={n})" for n, t in chunks.items()))
     lines = [head, "", "| " + " | ".join(h for h, _, _ in TABLE) + " |",
              "|" + "|".join("---:" if kind else "---" for _, _, kind in TABLE) + "|"]
     for row in result["rows"]:

@@ -88,6 +88,14 @@ def sac_steps(ensemble, members, buffer: replay.Replay, norm: norm_lib.Normalize
     return jax.lax.scan(one, members, jax.random.split(key, count))
 
 
+def act(ensemble, members, norm: norm_lib.Normalizer, obs, member, key) -> jax.Array:
+    """Every member's actor on every env's (normalised) observation, a tanh-Gaussian sample
+    each, then the index mask picks member[i]'s action for env i: obs [N, obs] -> [N, A]."""
+    mean, log_std = ensemble.policy(members, norm_lib.normalize(norm, obs))
+    actions, _ = networks.sample_action(mean, log_std, key)
+    return selection.select_actions(actions, member)
+
+
 class Starts(NamedTuple):
     """A seed's first env states: its training envs, and under Warp its evaluation starts."""
 
@@ -177,11 +185,7 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         steps_before = sched.iteration * n
         steps_after = steps_before + n
 
-        # act: every member on every env, then the mask picks member[i] for env i
-        obs = norm_lib.normalize(state.norm, state.env.obs)
-        mean, log_std = ensemble.policy(state.members, obs)
-        actions, _ = networks.sample_action(mean, log_std, k_act)
-        action = selection.select_actions(actions, state.member)
+        action = act(ensemble, state.members, state.norm, state.env.obs, state.member, k_act)
         uniform = jax.random.uniform(k_rand, (n, a), minval=-1.0, maxval=1.0)
         action = jnp.where(steps_before < config.learning_starts, uniform, action)
 

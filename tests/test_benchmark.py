@@ -37,7 +37,7 @@ def test_json_has_every_field_for_each_configuration(result):
         for field in benchmark.ROW_FIELDS:
             assert field in row, field
         for field in ("sim_env_steps_per_s", "updates_per_s", "loop_env_steps_per_s",
-                      "loop_updates_per_s", "loop_efficiency", "compile_s"):
+                      "loop_updates_per_s", "loop_efficiency", "compile_s", "act_iter_s"):
             assert math.isfinite(row[field]) and row[field] > 0, field
     cikd = result["rows"][2]
     # the difference of two tiny chunk timings is noisy on a busy machine: bound the share
@@ -63,6 +63,12 @@ def test_ratios_are_medians_of_ratios_taken_within_each_round(result):
         assert row["loop_efficiency"] == pytest.approx(
             med(c / (m + u) for c, m, u in zip(chunk, sim, upd)), rel=1e-9)
         assert row["loop_iter_s"] == pytest.approx(med(chunk) / row["chunk_iters"])
+        # the rest is what the chunk holds beyond every timed part, round by round
+        acts, p = row["act_times_s"], row["phases_per_chunk"]
+        phases = row["distill_times_s"] if p else [0.0] * len(chunk)
+        assert row["loop_rest_share"] == pytest.approx(med(
+            (c - m - u - a - p * d) / c for c, m, u, a, d in zip(chunk, sim, upd, acts, phases)),
+            rel=1e-9, abs=1e-12)
     cikd, sac = rows["cikd"], rows["sac"]
     assert cikd["update_cost_vs_k1"] == pytest.approx(med(
         a / b for a, b in zip(cikd["update_times_s"], sac["update_times_s"])), rel=1e-9)
