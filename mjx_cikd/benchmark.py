@@ -15,7 +15,7 @@ one chunk of the loop (T iterations, a whole number of distillation periods):
   - compile time, replay bytes, peak device memory, and optionally the time to the first step of
     a fresh process with a cold and then a warm persistent compilation cache (`first_step`).
 
-Timing (`time_interleaved`): every measurement at one N is compiled and warmed up first, then
+Timing (`timing.time_interleaved`): every measurement at one N is compiled and warmed up first, then
 timed in `repeats` rounds, each round calling every measurement once in turn. The machine's slow
 drift (other tenants, clocks) lands on all the measurements of a round alike, so the ratios are
 taken within each round and their median is reported. Rates are summed over the `num_seeds`
@@ -31,15 +31,13 @@ updates, acting and phases): replay writes, the normaliser, selection, the sched
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import platform
 import statistics
 import sys
-import time
-from typing import Callable, NamedTuple
 
 from mjx_cikd import first_step
+from mjx_cikd.timing import Timed, per_round, time_interleaved
 
 NO_EVAL = 2**31 - 1  # eval_every that never falls inside a timed chunk (int32 step counter)
 
@@ -67,59 +65,7 @@ def say_stderr(*parts) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# timing
-
-
-MIN_TIMING_S = 0.2  # a timing shorter than this averages several back-to-back calls
-
-
-class Timed(NamedTuple):
-    """One measurement: `fn(*carry) -> carry`, chained from call to call (so donated inputs stay
-    valid), and what is known of it besides its times (`info`: compile time, bytes, ...)."""
-
-    fn: Callable
-    carry: tuple
-    info: dict | None = None
-
-
-def time_interleaved(timed: dict, repeats: int, min_time: float = MIN_TIMING_S) -> dict:
-    """Seconds per call of each `Timed` in `timed`, over `repeats` rounds -> {name: [s, ...]}.
-
-    Each is called once to warm up (compile) and once more to size its timing: a call shorter
-    than `min_time` (tiny configs, where timer and scheduler noise would dominate) is timed as
-    the mean of enough back-to-back calls to fill it. Then each round times every measurement
-    once, blocked until ready, in an order rotated from round to round, so that the k-th entry of
-    every list was taken under the same conditions."""
-    jax = _jax()
-    carries, calls = {}, {}
-    for name, t in timed.items():
-        carry = jax.block_until_ready(t.fn(*t.carry))
-        start = time.perf_counter()
-        carries[name] = jax.block_until_ready(t.fn(*carry))
-        first = time.perf_counter() - start
-        calls[name] = max(1, math.ceil(min_time / max(first, 1e-9))) if first < min_time else 1
-    names, times = list(timed), {name: [] for name in timed}
-    for r in range(max(1, repeats)):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            fn, carry = timed[name].fn, carries[name]
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                carry = fn(*carry)
-            carries[name] = jax.block_until_ready(carry)
-            times[name].append((time.perf_counter() - start) / calls[name])
-    return times
-
-
-def time_calls(fn, carry: tuple, repeats: int, min_time: float = MIN_TIMING_S
-               ) -> tuple[float, list[float]]:
-    """`time_interleaved` of one call -> (median seconds per call, all timings)."""
-    times = time_interleaved({"fn": Timed(fn, carry)}, repeats, min_time)["fn"]
-    return statistics.median(times), times
-
-
-def per_round(fn, *series: list[float]) -> float:
-    """Median over rounds of `fn(a_r, b_r, ...)`: a ratio taken within each round."""
-    return statistics.median(fn(*values) for values in zip(*series))
+# device facts
 
 
 def peak_device_bytes() -> int | None:
@@ -348,8 +294,8 @@ def loop(config, task) -> Timed:
 # whole benchmark
 
 
-def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_stderr,
-                  task=None) -> tuple[list[dict], object]:
+def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_stderr
+                  ) -> tuple[list[dict], object]:
     """Rows for one N: `sizes` maps each K to its algos. All measurements at this N are timed
     in the same rounds (`time_interleaved`); the ratios are medians of per-round ratios."""
     from mjx_cikd import envs
@@ -359,7 +305,7 @@ def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_s
                for a in algos}
     any_config = next(iter(configs.values()))
     t, u = any_config.iters_per_chunk, any_config.updates_per_step
-    task = task or envs.make_task(any_config)
+    task = envs.make_task(any_config)
     say(f"[bench] N={n}: compiling and warming up ({task.name}, impl={task.impl}, "
         f"{t} iterations per chunk)")
     timed = {"sim": simulation(any_config, task, t)}

@@ -1,5 +1,5 @@
 """The benchmark's pieces that tests/test_benchmark.py does not reach: the comma-list flags, the
-chunk length that holds whole distillation periods, the timing helper, and the cold/warm
+chunk length that holds whole distillation periods, the steady-state timed loop, and the cold/warm
 compilation-cache check in fresh processes."""
 
 import math
@@ -30,34 +30,6 @@ def test_a_timed_chunk_holds_whole_distillation_periods_at_the_configs_interval(
         assert config.distill_interval == 100  # the interval is the user's, not the benchmark's
     sac = benchmark.loop_config(base, 8, "sac", 1, 4)
     assert sac.ensemble_size == 1 and sac.iters_per_chunk == 13
-
-
-def test_interleaved_timing_chains_each_carry_and_rotates_the_order_by_round():
-    calls = []
-
-    def counter(name):
-        def fn(x):
-            calls.append((name, x))
-            return (x + 1,)
-        return benchmark.Timed(fn, (0,))
-
-    times = benchmark.time_interleaved({"a": counter("a"), "b": counter("b")}, repeats=3,
-                                       min_time=0.0)
-    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
-    # two warm-up calls each, then one call of each per round, the order rotated by round;
-    # each measurement's carry runs on from its own last call
-    assert calls == [("a", 0), ("a", 1), ("b", 0), ("b", 1),
-                     ("a", 2), ("b", 2), ("b", 3), ("a", 3), ("a", 4), ("b", 4)]
-    median, single = benchmark.time_calls(counter("c").fn, (0,), repeats=3, min_time=0.0)
-    assert len(single) == 3 and median == sorted(single)[1]
-
-
-def test_ratios_are_taken_within_rounds_not_between_medians():
-    # round 3 is slow for both measurements: the per-round ratio sees 1, 1, 1
-    a, b = [1.0, 1.2, 5.0], [1.0, 1.2, 5.0]
-    assert benchmark.per_round(lambda x, y: x / y, a, b) == 1.0
-    a, b = [1.0, 10.0, 2.0], [1.0, 10.0, 1.0]  # ratio of medians would say 2
-    assert benchmark.per_round(lambda x, y: x / y, a, b) == 1.0
 
 
 def test_the_timed_loop_runs_in_steady_state_from_a_full_buffer():
