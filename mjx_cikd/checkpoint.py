@@ -12,18 +12,20 @@ import pathlib
 import shutil
 
 import jax
+import orbax.checkpoint as ocp
 
 NAME = "checkpoint"
 
 
-def _is_key(x) -> bool:
+def is_key(x) -> bool:
+    """A typed PRNG key array (which orbax and numpy files hold only as its raw key data)."""
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _to_data(tree) -> dict:
     """Leaves by position, keys as raw data; empty leaves (Warp has some) are not written."""
     leaves = jax.tree.leaves(tree)
-    return {str(i): jax.random.key_data(x) if _is_key(x) else x
+    return {str(i): jax.random.key_data(x) if is_key(x) else x
             for i, x in enumerate(leaves) if x.size > 0}
 
 
@@ -33,7 +35,7 @@ def _from_data(data: dict, like):
     for i, ref in enumerate(leaves):
         x = data.get(str(i), ref)
         out.append(jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref))
-                   if _is_key(ref) and str(i) in data else x)
+                   if is_key(ref) and str(i) in data else x)
     return jax.tree.unflatten(treedef, out)
 
 
@@ -46,8 +48,6 @@ def exists(run_dir) -> bool:
 
 
 def save(run_dir, state, schedule) -> None:
-    import orbax.checkpoint as ocp
-
     final = path(run_dir)
     tmp = final.with_name(NAME + ".tmp")
     if tmp.exists():
@@ -63,8 +63,6 @@ def save(run_dir, state, schedule) -> None:
 
 def restore(run_dir, state_like, schedule_like):
     """-> (state, schedule), shaped like the given templates."""
-    import orbax.checkpoint as ocp
-
     target = {"state": _to_data(state_like), "schedule": tuple(schedule_like)}
     tree = ocp.StandardCheckpointer().restore(path(run_dir), target)
     state = _from_data(tree["state"], state_like)

@@ -9,14 +9,38 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import pathlib
+import sys
 import tomllib
 import typing
 from dataclasses import dataclass
 
-PROFILE_DIR = pathlib.Path(__file__).resolve().parent.parent / "profiles"
+# profiles/ beside the package in a checkout (or an editable install); after `pip install .`, the
+# copy that pyproject's data-files put under the environment's prefix
+PROFILE_DIRS = (pathlib.Path(__file__).resolve().parent.parent / "profiles",
+                pathlib.Path(sys.prefix) / "share" / "mjx_cikd" / "profiles")
+
+
+def profile_dir() -> pathlib.Path:
+    return next((d for d in PROFILE_DIRS if d.is_dir()), PROFILE_DIRS[0])
 ALGOS = ("sac", "ensemble", "cikd")
 IMPLS = ("auto", "jax", "warp")
+CHOICES = {
+    "algo": ALGOS,
+    "impl": IMPLS,
+    "log_std_bounds": ("smooth", "clip"),
+    "election_metric": ("train_returns", "reward_rate", "eval"),
+    "teacher": ("best", "random", "worst"),
+    "distill_parts": ("both", "policy", "critic"),
+    "distill_target": ("soft", "hard"),
+    "distill_schedule": ("fixed", "ada"),
+    "policy_selection": ("uniform", "softmax", "eps_greedy"),
+}
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 class ConfigError(ValueError):
@@ -41,6 +65,9 @@ class Config:
     widths: tuple[int, ...] = ()  # per-member hidden width; empty: hidden_width for all
     hidden_width: int = 256
     hidden_layers: int = 2
+    # the actor's log-std: smooth (a tanh squash into [-5, 2], gradients alive at the edges) |
+    # clip (the authors' hard clip into [-20, 2])
+    log_std_bounds: str = "smooth"
     return_window: int = 5  # M: R_k is the mean of member k's last M training returns
     # --- SAC (Haarnoja et al. 2018, Table 1, unless the parallel setting says otherwise) ----
     actor_lr: float = 3e-4
@@ -55,18 +82,44 @@ class Config:
     learning_starts: int = 5_000  # env steps of uniform random actions before updates
     normalize_obs: bool = True  # one running normaliser shared by all members
     # --- CIKD (paper section 4.4) ------------------------------------------------------
-    distill_interval: int = 5_000  # I, env steps between phases
+    # I, the interval between phases, in SAC updates of each member (the paper's 5000 env steps
+    # at one update per env step are 5000 updates), so the share of distillation per update is
+    # the paper's at any N and U. An explicit --distill_interval (env steps) replaces it.
+    distill_interval_updates: int = 5_000
+    distill_interval: int = 0  # I in env steps instead (0: use distill_interval_updates)
     distill_warmup: int = 10_000  # no phase before this many env steps
-    # D, gradient steps per phase. At the defaults an interval holds I * U / N = 625 SAC updates
-    # per member; D = 64 keeps the phases near a tenth of them (the paper profile, one update
-    # per env step, keeps the authors' D = 1000 per 5000 updates). docs/benchmarks.md, goal 3.
+    # D, gradient steps per phase, used when distill_epochs is 0. The authors run 5 passes over
+    # the whole buffer (distill_epochs = 5): ~290 steps at 15k transitions, ~19.5k at 1M.
     distill_steps: int = 64
+    distill_epochs: float = 0.0  # E > 0: ceil(E * filled / B_d) steps instead of D
     distill_batch_size: int = 256  # B_d
     # Fresh Adam per phase (authors: lr 1e-3 over whole passes of the buffer). At D = 64 steps,
     # 1e-3 ended some phases mid-transient with the student's KL up 10-20x (docs/results.md);
-    # 3e-4 lowered it in every case measured. The paper profile keeps 1e-3 with its D = 1000.
+    # 3e-4 lowered it in every case measured. The paper profile keeps 1e-3.
     distill_lr: float = 3e-4
-    extra_updates: bool = False  # sac/ensemble "(extra)": D SAC updates instead of a phase
+    distill_parts: str = "both"  # policy | critic | both: what a student learns from the teacher
+    distill_target: str = "soft"  # soft: one tau step of the students' targets (authors) | hard
+    hard_copy: bool = False  # students become copies of the teacher instead of distilling
+    teacher: str = "best"  # best | random | worst: which member the election picks
+    # the statistic R_k the election ranks: train_returns (the paper's: mean of the last M
+    # finished training episodes) | reward_rate (mean reward per env step since the last phase,
+    # x T) | eval (a deterministic evaluation of eval_episodes per member before the phase).
+    # eval by measurement: at N = 64 and 256 the paper's statistic describes policies many
+    # phases old and elects the truly best member no more often than chance (docs/election.md)
+    election_metric: str = "eval"
+    audit_election: bool = False  # evaluate every member at each phase, for the record only
+    distill_schedule: str = "fixed"  # fixed | ada: a phase point distils only when the best
+    #                                  member's softmax(R / selection_temperature) >= ada_threshold
+    ada_threshold: float = 0.8
+    # policy selection at each episode start (after learning_starts): uniform | softmax over
+    # R_k / temperature | eps_greedy (epsilon decays linearly from 1 to selection_epsilon over
+    # selection_epsilon_steps env steps, as the authors' default schedule)
+    policy_selection: str = "uniform"
+    selection_temperature: float = 1.0
+    selection_epsilon: float = 0.1
+    selection_epsilon_steps: int = 500_000
+    extra_updates: bool = False  # sac/ensemble "(extra)": the phase's steps as SAC updates
+
     # --- evaluation, logging ------------------------------------------------------------
     log_every: int = 20_000  # env steps per compiled chunk, one log point each
     eval_every: int = 0  # env steps between evaluations (inside the loop); 0: = log_every
@@ -84,22 +137,34 @@ class Config:
 
     @property
     def total_iters(self) -> int:
-        return max(1, -(-self.total_steps // self.num_envs))
+        return max(1, ceil_div(self.total_steps, self.num_envs))
 
     @property
     def num_chunks(self) -> int:
-        return -(-self.total_iters // max(1, self.log_every // self.num_envs))
+        return ceil_div(self.total_iters, max(1, self.log_every // self.num_envs))
 
     @property
     def iters_per_chunk(self) -> int:
         """Vector steps per compiled chunk: at most log_every env steps, spread evenly so that
         the run overshoots total_steps by less than one step per chunk."""
-        return -(-self.total_iters // self.num_chunks)
+        return ceil_div(self.total_iters, self.num_chunks)
+
+    @property
+    def interval_in_updates(self) -> bool:
+        return self.distill_interval == 0
 
     @property
     def phase_period(self) -> int:
-        """Vector steps from one distillation phase to the next: ceil(I / N)."""
-        return -(-self.distill_interval // self.num_envs)
+        """Vector steps from one phase point to the next: ceil(I_updates / U) of the steps that
+        update (the interval in SAC updates), or ceil(I / N) of all steps (in env steps)."""
+        if self.interval_in_updates:
+            return ceil_div(self.distill_interval_updates, self.updates_per_step)
+        return ceil_div(self.distill_interval, self.num_envs)
+
+    @property
+    def phases_on(self) -> bool:
+        """Whether the loop has phase points: CIKD's phases or the "(extra)" updates."""
+        return self.algo == "cikd" or self.extra_updates
 
     @property
     def buffer_rows(self) -> int:
@@ -109,26 +174,33 @@ class Config:
     def validate(self) -> "Config":
         positive = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
                     "hidden_layers", "return_window", "batch_size", "updates_per_step",
-                    "buffer_size", "distill_interval", "distill_batch_size", "log_every",
-                    "eval_episodes")
+                    "buffer_size", "distill_batch_size", "log_every", "eval_episodes")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
         for name in ("episode_length", "learning_starts", "distill_warmup", "distill_steps",
-                     "eval_every", "checkpoint_every"):
+                     "eval_every", "checkpoint_every", "distill_interval",
+                     "distill_interval_updates", "distill_epochs", "selection_epsilon_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("actor_lr", "critic_lr", "alpha_lr", "distill_lr", "init_alpha"):
+        for name in ("actor_lr", "critic_lr", "alpha_lr", "distill_lr", "init_alpha",
+                     "selection_temperature"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.gamma < 1:
             raise ConfigError(f"--gamma must be in [0, 1), got {self.gamma}")
         if not 0 < self.tau <= 1:
             raise ConfigError(f"--tau must be in (0, 1], got {self.tau}")
-        if self.algo not in ALGOS:
-            raise ConfigError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
-        if self.impl not in IMPLS:
-            raise ConfigError(f"--impl must be one of {', '.join(IMPLS)}, got {self.impl!r}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"--{name} must be one of {', '.join(allowed)}, got "
+                                  f"{getattr(self, name)!r}")
+        for name in ("ada_threshold", "selection_epsilon"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"--{name} must be in [0, 1], got {getattr(self, name)}")
+        if (self.distill_interval > 0) == (self.distill_interval_updates > 0):
+            raise ConfigError("give the phase interval once: --distill_interval (env steps) or "
+                              "--distill_interval_updates (SAC updates), the other 0")
         if self.widths and len(self.widths) != self.ensemble_size:
             raise ConfigError(f"--widths lists {len(self.widths)} members but --ensemble_size "
                               f"is {self.ensemble_size}")
@@ -141,6 +213,14 @@ class Config:
             raise ConfigError("--algo cikd needs --ensemble_size >= 2 (a teacher and a student)")
         if self.algo == "cikd" and self.extra_updates:
             raise ConfigError("--extra_updates is a baseline for --algo sac|ensemble, not cikd")
+        if self.audit_election and self.algo != "cikd":
+            raise ConfigError("--audit_election audits the teacher election of --algo cikd")
+        if self.hard_copy and len(set(self.member_widths)) > 1:
+            raise ConfigError("--hard_copy needs members of one width (a copy cannot cross "
+                              f"widths {self.member_widths})")
+        if self.hard_copy and self.distill_parts != "both":
+            raise ConfigError("--hard_copy copies the whole teacher; --distill_parts does not "
+                              "apply")
         if self.buffer_size < self.num_envs:
             raise ConfigError(f"--buffer_size {self.buffer_size} is smaller than one vector "
                               f"step of --num_envs {self.num_envs}")
@@ -195,9 +275,9 @@ def coerce(name: str, value, typ) -> object:
 def load_profile(name: str) -> dict:
     path = pathlib.Path(name)
     if not path.suffix:
-        path = PROFILE_DIR / f"{name}.toml"
+        path = profile_dir() / f"{name}.toml"
     if not path.is_file():
-        known = sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+        known = sorted(p.stem for p in profile_dir().glob("*.toml"))
         raise ConfigError(f"unknown profile {name!r}; known: {', '.join(known)}")
     with open(path, "rb") as f:
         values = tomllib.load(f)
@@ -231,13 +311,21 @@ def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None 
 RESUMABLE = ("total_steps", "progress", "tensorboard", "compile_cache", "checkpoint_every")
 
 
-def config_from_args(argv: list[str] | None = None, extra=None) -> tuple[Config, argparse.Namespace]:
-    """Profile, then flags, then the ensemble-size rules of each algo, then validation.
-    With `--resume RUN_DIR`, the run's own config.json replaces the profile and defaults."""
+def parse_flags(argv: list[str] | None = None, extra=None):
+    """argv -> (the Config fields given as flags, the profile's fields, the parsed namespace),
+    each value coerced to its field's type. Scripts with flags of their own add them through
+    `extra(parser)`; every script reads Config flags through this one function."""
     args = build_parser(extra).parse_args(argv)
     types = field_types()
     given = {k: coerce(k, getattr(args, k), types[k])
              for k in types if getattr(args, k) is not None}
+    return given, (load_profile(args.profile) if args.profile else {}), args
+
+
+def config_from_args(argv: list[str] | None = None, extra=None) -> tuple[Config, argparse.Namespace]:
+    """Profile, then flags, then the values they imply (`resolve`), then validation.
+    With `--resume RUN_DIR`, the run's own config.json replaces the profile and defaults."""
+    given, profile, args = parse_flags(argv, extra)
     if args.resume:
         saved = pathlib.Path(args.resume) / "config.json"
         if not saved.is_file():
@@ -246,32 +334,43 @@ def config_from_args(argv: list[str] | None = None, extra=None) -> tuple[Config,
         if changed or args.profile:
             raise ConfigError(f"--resume keeps the run's config; only {', '.join(RESUMABLE)} "
                               f"may change (got {', '.join(changed) or '--profile'})")
-        import json
-
         values = dict(json.loads(saved.read_text()), **given, run_dir=str(args.resume))
         return from_dict(values), args
-    values: dict = load_profile(args.profile) if args.profile else {}
-    values.update(given)
-    return resolve(values), args
+    return resolve({**profile, **given}), args
+
+
+# What a run did before these fields existed: a saved config holds every field of its day, so a
+# missing one predates the field (then the election ranked training returns and the students'
+# targets were set to their new critics).
+BEFORE_FIELDS = {"election_metric": "train_returns", "distill_target": "hard"}
 
 
 def from_dict(values: dict) -> Config:
     """A config as saved (`Config.to_dict`, e.g. a run's config.json): every field coerced back
-    to its type (JSON lists to tuples), unknown keys ignored, validated."""
+    to its type (JSON lists to tuples), unknown keys ignored, implied values filled (a config
+    saved before a field existed gets what it meant then), validated."""
     types = field_types()
-    return Config(**{k: coerce(k, v, types[k]) for k, v in values.items() if k in types}
-                  ).validate()
+    values = {**BEFORE_FIELDS, **values}
+    return resolve({k: coerce(k, v, types[k]) for k, v in values.items() if k in types})
 
 
 def resolve(values: dict) -> Config:
-    """Fill the ensemble size implied by the algo or the widths, then validate."""
+    """The values a user gave, with the ones they imply filled in, validated: the ensemble
+    size implied by the algo or the widths, and an interval in env steps
+    (`distill_interval`) replacing the default one in SAC updates."""
     values = dict(values)
     if values.get("widths") and "ensemble_size" not in values:
         values["ensemble_size"] = len(values["widths"])
     if values.get("algo") == "sac" and "ensemble_size" not in values:
         values["ensemble_size"] = 1
+    if values.get("distill_interval", 0) > 0 and "distill_interval_updates" not in values:
+        values["distill_interval_updates"] = 0
     return Config(**values).validate()
 
 
 def replace(config: Config, **changes) -> Config:
+    """`config` with `changes`; an interval in env steps replaces the one in updates, as in
+    `resolve`."""
+    if changes.get("distill_interval", 0) > 0:
+        changes.setdefault("distill_interval_updates", 0)
     return dataclasses.replace(config, **changes).validate()

@@ -1,13 +1,21 @@
 """Inter-agent knowledge distillation (paper section 4.4, Eq. 1), one phase inside the jit.
 
-For every student k != k_t, D gradient steps on batches of B_d buffer states minimising
+For every student k != k_t, gradient steps on batches of B_d buffer states minimising
     L(phi_k, phi_kt) = E_{s~D}[ KL(pi_kt(.|s) || pi_k(.|s)) ]                      (Eq. 1)
 plus the critic distillation the paper adds for actor-critics: the l2 loss between the
-student's and the teacher's Q1 and Q2 on buffer (s, a). The KL of two tanh-squashed Gaussians
-equals the KL of their pre-tanh Gaussians (tanh is a bijection), so it is taken in closed form.
-Each phase starts a fresh Adam (as the authors do). Afterwards each student's target critic is set
-to its new critic; alpha is not distilled; the teacher (a traced index) is left bit-for-bit as it
-was, whatever group it sits in.
+student's and the teacher's Q1 and Q2 on buffer (s, a) (`--distill_parts` keeps either alone, as
+the authors' `--cpo-distill-pi-only` / `--cpo-distill-q-only`). The KL of two tanh-squashed
+Gaussians equals the KL of their pre-tanh Gaussians (tanh is a bijection), so it is taken in
+closed form. Each phase starts a fresh Adam (as the authors do: `distill.py`, `train_bc_batch`).
+
+Effort: D steps, or E passes over the filled buffer, ceil(E * filled / B_d) steps, a loop of
+dynamic length (the authors: 5 epochs at batch 256; they shuffle, here batches are drawn with
+replacement). Targets afterwards: `soft`, one tau step of each student's target critic toward its
+new critic (the authors call `sync_target_network()`, one soft update in their SAC), or `hard`,
+the target set to the new critic. `hard_copy` copies the teacher's actor, critics and their
+optimiser states into every student instead (the authors' `--cpo-use-hardcopy`, which also copies
+the update rules and leaves the target critics). Alpha is never distilled; the teacher (a traced
+index) is left bit-for-bit as it was, whatever group it sits in.
 """
 
 from __future__ import annotations
@@ -20,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mjx_cikd import normalizer as norm_lib
 from mjx_cikd import replay
 from mjx_cikd.config import Config
 from mjx_cikd.ensemble import Ensemble, Members
@@ -38,42 +45,48 @@ class PhaseStats(NamedTuple):
     kl_after: jax.Array
     critic_before: jax.Array  # [K] mean sum_i (Q_i^member - Q_i^teacher)^2 on that batch
     critic_after: jax.Array
+    steps: jax.Array  # gradient steps the phase took (0 for a copy)
+
+
+def phase_steps(config: Config, filled: jax.Array) -> jax.Array:
+    """Gradient steps of one phase: D, or ceil(E * filled / B_d) with `--distill_epochs E`."""
+    if config.distill_epochs > 0:
+        return jnp.ceil(config.distill_epochs * filled / config.distill_batch_size).astype(
+            jnp.int32)
+    return jnp.asarray(config.distill_steps, jnp.int32)
 
 
 def make_phase(config: Config, ensemble: Ensemble):
     """-> phase(members, buffer, normalizer, teacher, key) -> (members, PhaseStats)."""
     tx = optax.adam(config.distill_lr)
-    steps, batch_size = config.distill_steps, config.distill_batch_size
-
-    def sample(buf, norm, key):
-        idx = replay.sample_indices(buf, key, (batch_size,))
-        return norm_lib.normalize(norm, buf.obs[idx]), buf.action[idx]
+    batch_size = config.distill_batch_size
+    learn_policy = config.distill_parts in ("both", "policy")
+    learn_critic = config.distill_parts in ("both", "critic")
 
     def teacher_of(members, teacher):
-        """-> targets(obs, action): the teacher's (mean, log_std, Q) from the given parameters,
-        one forward per width group (the teacher's own slice is gathered once), not one per
-        member. Only the group that holds the traced teacher index is kept."""
+        """-> (targets(obs, action), the teacher's stacked member row per group): the teacher's
+        (mean, log_std, Q) from the given parameters, one forward per width group (the teacher's
+        own slice is gathered once), not one per member. Only the group that holds the traced
+        teacher index is kept."""
         picks = []
         for group, m in zip(ensemble.groups, members):
             ids = jnp.asarray(np.array(group.members))
             pos = jnp.argmax(ids == teacher)
-            take = lambda x: x[pos]  # noqa: E731
-            picks.append((group, jnp.any(ids == teacher), jax.tree.map(take, m.actor),
-                          jax.tree.map(take, m.critic)))
+            picks.append((group, jnp.any(ids == teacher), jax.tree.map(lambda x: x[pos], m)))
 
         def targets(obs, action):
             chosen = None
-            for group, holds, actor, critic in picks:
-                out = (*group.sac.actor.apply(actor, obs),
-                       group.sac.critic.apply(critic, obs, action))
+            for group, holds, agent in picks:
+                out = (*group.sac.actor.apply(agent.actor, obs),
+                       group.sac.critic.apply(agent.critic, obs, action))
                 chosen = out if chosen is None else jax.tree.map(
                     lambda a, b: jnp.where(holds, a, b), out, chosen)
             return jax.tree.map(jax.lax.stop_gradient, chosen)
 
-        return targets
+        return targets, [agent for _, _, agent in picks]
 
     def gaps(members, teacher, obs, action):
-        t_mean, t_log_std, t_q = teacher_of(members, teacher)(obs, action)
+        t_mean, t_log_std, t_q = teacher_of(members, teacher)[0](obs, action)
         mean, log_std = ensemble.policy(members, obs)
         q = ensemble.q_values(tuple(m.critic for m in members), obs, action)
         kl = gaussian_kl(t_mean, t_log_std, mean, log_std).mean(-1)
@@ -81,25 +94,25 @@ def make_phase(config: Config, ensemble: Ensemble):
 
     def group_loss(group, params, obs, action, t_mean, t_log_std, t_q):
         actor, critic = params
-        mean, log_std = group.sac.actor.apply(actor, obs)
-        kl = gaussian_kl(t_mean, t_log_std, mean, log_std).mean()
-        q = group.sac.critic.apply(critic, obs, action)
-        return kl + jnp.sum((q - t_q) ** 2, -1).mean()
+        loss = 0.0
+        if learn_policy:
+            mean, log_std = group.sac.actor.apply(actor, obs)
+            loss = loss + gaussian_kl(t_mean, t_log_std, mean, log_std).mean()  # Eq. 1
+        if learn_critic:
+            q = group.sac.critic.apply(critic, obs, action)
+            loss = loss + jnp.sum((q - t_q) ** 2, -1).mean()
+        return loss
 
-    def phase(members: Members, buf, norm, teacher, key):
-        k_hold, k_steps = jax.random.split(key)
-        held = sample(buf, norm, k_hold)
-        kl_before, critic_before = gaps(members, teacher, *held)
+    def distil(members, buf, norm, teacher_targets, key, steps):
+        """`steps` Adam steps of every member toward the teacher's targets (the teacher's own
+        row is discarded by the caller)."""
         params = tuple((m.actor, m.critic) for m in members)
         opts = tuple(jax.vmap(tx.init)(p) for p in params)
-        # The teacher's outputs come from its parameters at the phase start. Its own row in the
-        # vmapped student update sees a gradient of rounding noise only, which Adam would blow
-        # up to full-size steps: it must never be the moving target.
-        teacher_targets = teacher_of(members, teacher)
 
-        def step(carry, key):
+        def step(i, carry):
             params, opts = carry
-            obs, action = sample(buf, norm, key)
+            batch = replay.sample(buf, norm, jax.random.fold_in(key, i), (batch_size,))
+            obs, action = batch.obs, batch.action
             targets = teacher_targets(obs, action)
             new_params, new_opts = [], []
             for group, p, o in zip(ensemble.groups, params, opts):
@@ -109,20 +122,58 @@ def make_phase(config: Config, ensemble: Ensemble):
                 updates, o = jax.vmap(tx.update)(grads, o, p)
                 new_params.append(optax.apply_updates(p, updates))
                 new_opts.append(o)
-            return (tuple(new_params), tuple(new_opts)), None
+            return tuple(new_params), tuple(new_opts)
 
-        (params, _), _ = jax.lax.scan(step, (params, opts), jax.random.split(k_steps, steps))
+        if config.distill_epochs > 0:  # a loop of dynamic length
+            params, _ = jax.lax.fori_loop(0, steps, step, (params, opts))
+        else:
+            params, _ = jax.lax.fori_loop(0, config.distill_steps, step, (params, opts))
         new_members = []
-        for group, m, (actor, critic) in zip(ensemble.groups, members, params):
-            is_teacher = jnp.asarray(np.array(group.members)) == teacher  # [k_g]
-            keep = lambda old, new: jnp.where(  # noqa: E731
-                is_teacher.reshape((-1,) + (1,) * (old.ndim - 1)), old, new)
-            actor = jax.tree.map(keep, m.actor, actor)
-            critic = jax.tree.map(keep, m.critic, critic)
-            target = jax.tree.map(keep, m.target_critic, critic)
+        for m, (actor, critic) in zip(members, params):
+            if not learn_policy:  # bit-for-bit: the untouched part never goes through Adam
+                actor = m.actor
+            if not learn_critic:
+                critic = m.critic
+            if config.distill_target == "hard":
+                target = critic
+            else:
+                target = optax.incremental_update(critic, m.target_critic, config.tau)
             new_members.append(m.replace(actor=actor, critic=critic, target_critic=target))
+        return tuple(new_members)
+
+    def copy(members, teacher_rows):
+        """Every member becomes the teacher's actor and critics with their optimiser states."""
+        out = []
+        for m, t in zip(members, teacher_rows):
+            size = jax.tree.leaves(m.actor)[0].shape[0]
+            tile = lambda x: jnp.broadcast_to(x, (size,) + x.shape)  # noqa: E731
+            out.append(m.replace(**{name: jax.tree.map(tile, getattr(t, name)) for name in (
+                "actor", "critic", "actor_opt", "critic_opt")}))
+        return tuple(out)
+
+    def phase(members: Members, buf, norm, teacher, key):
+        k_hold, k_steps = jax.random.split(key)
+        held = replay.sample(buf, norm, k_hold, (batch_size,))
+        held = (held.obs, held.action)
+        kl_before, critic_before = gaps(members, teacher, *held)
+        # The teacher's outputs come from its parameters at the phase start. Its own row in the
+        # vmapped student update sees a gradient of rounding noise only, which Adam would blow
+        # up to full-size steps: it must never be the moving target.
+        teacher_targets, teacher_rows = teacher_of(members, teacher)
+        if config.hard_copy:
+            steps = jnp.asarray(0, jnp.int32)
+            moved = copy(members, teacher_rows)
+        else:
+            steps = phase_steps(config, buf.size)
+            moved = distil(members, buf, norm, teacher_targets, k_steps, steps)
+        new_members = []
+        for group, old, new in zip(ensemble.groups, members, moved):
+            is_teacher = jnp.asarray(np.array(group.members)) == teacher  # [k_g]
+            keep = lambda o, n: jnp.where(  # noqa: E731
+                is_teacher.reshape((-1,) + (1,) * (o.ndim - 1)), o, n)
+            new_members.append(jax.tree.map(keep, old, new))
         new_members = tuple(new_members)
         kl_after, critic_after = gaps(new_members, teacher, *held)
-        return new_members, PhaseStats(kl_before, kl_after, critic_before, critic_after)
+        return new_members, PhaseStats(kl_before, kl_after, critic_before, critic_after, steps)
 
     return phase

@@ -1,18 +1,132 @@
-"""Teacher election (paper section 4.4): k_t = argmax_k R_k.
+"""Teacher election (paper section 4.4): the statistic R_k each member is ranked by, and the rule
+that turns it into a teacher.
 
-R_k is the mean return of member k's last M finished training episodes (`selection.recent_mean`).
-Ties go to the lowest index; a member with no finished episode (R_k is NaN) cannot win; when no
-member has one, there is no teacher and the phase is skipped.
+Statistics (`--election_metric`):
+  - train_returns, the paper's: the mean return of member k's last M finished training episodes
+    (a ring per member). An env slot's first episode under staggered clocks is shortened, so it
+    never enters the ring. Each entry remembers the phase point at which its episode began, so
+    the age of the policies behind R_k is measured (`staleness`), not guessed: at N envs an
+    episode lasts N * T env steps and may span many phases.
+  - reward_rate: member k's mean reward per env step over the steps its policy acted since the
+    last phase point, times T to read as a return. It exists at any N and any interval.
+  - eval: a deterministic evaluation before the phase (the authors' `--cpo-distill-perf-metric
+    eval`); computed by the trainer, which owns the evaluation envs.
+A member without a value (NaN) cannot win. The rule (`--teacher`): best (argmax, ties to the
+lowest index), worst (argmin: the authors' `--cpo-bad-distill`) or random (uniform over the
+eligible members: `--cpo-random-distill`). The authors' adaptive schedule distils only when the
+best member's softmax weight softmax(R / temperature) reaches a threshold
+(`train_ensemble_sac.py`, `distill_callback`, `--cpo-distill-schedule ada`).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 
-def elect_teacher(recent_returns: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """-> (teacher index, whether any member is eligible)."""
-    eligible = ~jnp.isnan(recent_returns)
-    scores = jnp.where(eligible, recent_returns, -jnp.inf)
-    return jnp.argmax(scores).astype(jnp.int32), eligible.any()
+@struct.dataclass
+class ReturnRing:
+    returns: jax.Array  # [K, M]
+    start_phase: jax.Array  # [K, M] the phase point count when each episode began
+    count: jax.Array  # [K] full episodes finished so far
+
+
+def init_ring(ensemble_size: int, window: int) -> ReturnRing:
+    return ReturnRing(returns=jnp.zeros((ensemble_size, window)),
+                      start_phase=jnp.zeros((ensemble_size, window)),
+                      count=jnp.zeros(ensemble_size, jnp.int32))
+
+
+def record(ring: ReturnRing, member: jax.Array, ep_return: jax.Array, finished: jax.Array,
+           start_phase: jax.Array) -> ReturnRing:
+    """Insert every finished episode's return (and the phase count at its start) into its
+    member's ring, vectorised.
+
+    Episodes of one member finishing in the same step are ordered by env index (a lower index
+    counts as earlier); if more than M finish at once, only the last M land. Each landing
+    episode gets its own ring slot, so the scatter has no repeated index.
+    """
+    k, m = ring.returns.shape
+    onehot = jax.nn.one_hot(member, k, dtype=jnp.int32) * finished[:, None]  # [N, K]
+    rank = (jnp.cumsum(onehot, axis=0) - onehot)[jnp.arange(member.shape[0]), member]  # [N]
+    n_new = onehot.sum(0)  # [K]
+    lands = finished & (rank >= n_new[member] - m)
+    slot = (ring.count[member] + rank) % m
+    row = jnp.where(lands, member, k)  # k is out of bounds: dropped
+    return ReturnRing(returns=ring.returns.at[row, slot].set(ep_return, mode="drop"),
+                      start_phase=ring.start_phase.at[row, slot].set(
+                          start_phase.astype(jnp.float32), mode="drop"),
+                      count=ring.count + n_new)
+
+
+def _ring_mean(ring: ReturnRing, values: jax.Array) -> jax.Array:
+    m = values.shape[1]
+    filled = jnp.minimum(ring.count, m)
+    valid = jnp.arange(m)[None, :] < filled[:, None]
+    total = jnp.sum(jnp.where(valid, values, 0.0), axis=1)
+    return jnp.where(filled > 0, total / jnp.maximum(filled, 1), jnp.nan)
+
+
+def recent_mean(ring: ReturnRing) -> jax.Array:
+    """R_k (train_returns): mean of the last min(count, M) returns; NaN for a member with none."""
+    return _ring_mean(ring, ring.returns)
+
+
+def staleness(ring: ReturnRing, phases: jax.Array) -> jax.Array:
+    """How many phase points ago, on average, the episodes behind R_k began; NaN without any."""
+    return phases - _ring_mean(ring, ring.start_phase)
+
+
+@struct.dataclass
+class RewardRate:
+    reward: jax.Array  # [K] reward summed over member k's env steps since the last phase point
+    steps: jax.Array  # [K] those env steps
+
+
+def init_rate(ensemble_size: int) -> RewardRate:
+    return RewardRate(reward=jnp.zeros(ensemble_size), steps=jnp.zeros(ensemble_size))
+
+
+def accumulate(rate: RewardRate, member: jax.Array, reward: jax.Array,
+               acting: jax.Array) -> RewardRate:
+    """Add one vector step's rewards to the member that acted in each env (`acting`: the
+    members' policies chose the actions, i.e. past the uniform random warm-up)."""
+    onehot = jax.nn.one_hot(member, rate.reward.shape[0]) * acting  # [N, K]
+    return RewardRate(reward=rate.reward + reward @ onehot, steps=rate.steps + onehot.sum(0))
+
+
+def reward_rate(rate: RewardRate, episode_length: int) -> jax.Array:
+    """Mean reward per env step x T; NaN for a member that has not acted since the last phase."""
+    return jnp.where(rate.steps > 0, rate.reward / jnp.maximum(rate.steps, 1) * episode_length,
+                     jnp.nan)
+
+
+def elect_teacher(scores: jax.Array, rule: str = "best",
+                  key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """-> (teacher index, whether any member is eligible). NaN scores are not eligible."""
+    eligible = ~jnp.isnan(scores)
+    if rule == "best":
+        teacher = jnp.argmax(jnp.where(eligible, scores, -jnp.inf))
+    elif rule == "worst":
+        teacher = jnp.argmin(jnp.where(eligible, scores, jnp.inf))
+    elif rule == "random":
+        teacher = jax.random.choice(key, scores.shape[0], p=eligible / jnp.maximum(
+            eligible.sum(), 1))
+    else:
+        raise ValueError(f"unknown teacher rule {rule!r}")
+    return teacher.astype(jnp.int32), eligible.any()
+
+
+def softmax_weights(scores: jax.Array, temperature: float) -> jax.Array:
+    """softmax(R / temperature) over the eligible members (the authors' selection weights);
+    uniform when none is eligible."""
+    eligible = ~jnp.isnan(scores)
+    logits = jnp.where(eligible, scores / temperature, -jnp.inf)
+    weights = jax.nn.softmax(jnp.where(eligible.any(), logits, 0.0))
+    return weights
+
+
+def ada_wants_phase(scores: jax.Array, temperature: float, threshold: float) -> jax.Array:
+    """The authors' adaptive schedule: distil when one member's softmax weight >= threshold."""
+    return (softmax_weights(scores, temperature).max() >= threshold) & (~jnp.isnan(scores)).any()

@@ -16,9 +16,9 @@ import numpy as np
 
 from mjx_cikd import sac as sac_lib
 from mjx_cikd.config import Config
-from mjx_cikd.sac import Batch
+from mjx_cikd.replay import Batch
 
-Members = tuple  # tuple[Agent, ...], one stacked Agent per group
+Members = tuple[sac_lib.Agent, ...]  # one Agent per group, stacked over its members
 
 
 class Group(NamedTuple):
@@ -74,9 +74,6 @@ class Ensemble(NamedTuple):
             new.append(m)
             metrics.append(met)
         return tuple(new), self._member_order(metrics)
-
-    def log_alpha(self, members: Members) -> jax.Array:
-        return self._member_order([m.log_alpha for m in members])
 
 
 def make_ensemble(config: Config, obs_size: int, action_size: int) -> Ensemble:

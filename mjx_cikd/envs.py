@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -32,6 +33,22 @@ _AUTO_CPU_PREFERS_JAX = ("Cartpole", "Pendulum", "Acrobot", "PointMass", "Reache
 
 BRAX_TASKS = ("ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
               "inverted_double_pendulum", "pusher", "reacher", "swimmer", "walker2d")
+
+
+# the libraries that simulate a task: their versions go into every run directory and into the key
+# of the cached Warp starts
+SIMULATION_LIBRARIES = ("jax", "jaxlib", "mujoco", "mujoco-core", "mujoco-mjx", "playground",
+                        "brax", "warp-lang")
+
+
+def library_versions() -> dict[str, str | None]:
+    found = {}
+    for name in SIMULATION_LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 @functools.cache

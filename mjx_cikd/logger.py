@@ -1,12 +1,20 @@
-"""The run directory: `config.json`, `metrics.jsonl`, TensorBoard events, and the progress bar.
+"""The run directory: `config.json`, `run.json`, `metrics.jsonl` and TensorBoard events.
 
+`run.json` says what the config resolved to and where it ran: the MJX implementation, the
+episode length, the device and the libraries' versions (`run.run_facts`).
 `metrics.jsonl` holds one JSON object per line, each with an `event`:
   - `log`: per seed and log point: env_steps, wall_s, sps, R (R_k per member), episodes, and the
     chunk's mean critic_loss, actor_loss, alpha, entropy, q per member;
   - `eval`: per seed and evaluation: every member's mean deterministic return, best/worst/mean;
-  - `distill`: per seed and phase point: teacher, R, the policy KL and critic gap per member before
-    and after (or `ran: false` when no member had finished an episode);
-  - `run`: once, at the start and end: device, versions, compile time, totals.
+  - `distill`: per seed and phase point: the election's metric and rule, the statistic it ranked
+    (`statistic`, also as `R`), every cheap statistic (`train_returns`, `reward_rate`) and the
+    age of the train_returns episodes in phase points (`staleness`), the teacher (-1: none
+    eligible), whether the students moved (`ran`), the steps taken, the policy KL and critic gap
+    per member before and after; with `--audit_election`, each member's true deterministic
+    return before the phase (`audit`), `hit` (the teacher is the audited best) and `regret`
+    (audited best minus the teacher's);
+  - `run`: once, at the start and end: device, versions, compile time, totals; at the end the
+    audited election's hit rate and mean regret over all seeds.
 NaN (a member with no finished episode) is written as null.
 """
 
@@ -19,6 +27,7 @@ import time
 from typing import Any
 
 import numpy as np
+from tensorboardX import SummaryWriter
 
 
 def _clean(value: Any) -> Any:
@@ -39,15 +48,16 @@ def _clean(value: Any) -> Any:
 
 
 class RunLogger:
-    def __init__(self, run_dir: str | pathlib.Path, config_dict: dict, tensorboard: bool = True):
+    def __init__(self, run_dir: str | pathlib.Path, config_dict: dict, tensorboard: bool = True,
+                 facts: dict | None = None):
         self.dir = pathlib.Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
+        if facts is not None:  # what the run resolved the config to, and where it ran
+            (self.dir / "run.json").write_text(json.dumps(_clean(facts), indent=2) + "\n")
         self._file = open(self.dir / "metrics.jsonl", "a", buffering=1)
         self._tb = None
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
             self._tb = SummaryWriter(str(self.dir / "tb"))
         self.start = time.perf_counter()
 

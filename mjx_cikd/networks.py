@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+CLIP_LOG_STD_MIN = -20.0  # the authors' hard clip is [-20, 2] (train_ensemble_sac.py, make_pi)
 
 
 class MLP(nn.Module):
@@ -34,11 +35,14 @@ class Actor(nn.Module):
     width: int
     layers: int
     action_size: int
+    log_std_bounds: str = "smooth"  # smooth | clip (config.log_std_bounds)
 
     @nn.compact
     def __call__(self, obs):
         out = MLP(self.width, self.layers, 2 * self.action_size)(obs)
         mean, raw = jnp.split(out, 2, axis=-1)
+        if self.log_std_bounds == "clip":
+            return mean, jnp.clip(raw, CLIP_LOG_STD_MIN, LOG_STD_MAX)
         # smooth squashing into [LOG_STD_MIN, LOG_STD_MAX] keeps gradients alive at the edges
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
         return mean, log_std

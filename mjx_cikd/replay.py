@@ -2,15 +2,32 @@
 
 One write of N rows per vector step at a modulo index (`dynamic_update_slice`); the capacity is a
 multiple of N so a write never wraps. Observations are stored raw: the shared normaliser is
-applied at sampling time, with its current statistics. Each member draws its own batch.
+applied at sampling time, with its current statistics (`sample`, the one sampler of the SAC
+updates and the distillation). Each member draws its own batch.
 """
 
 from __future__ import annotations
+
+import os
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+from mjx_cikd import normalizer as norm_lib
+from mjx_cikd.config import ConfigError
+
+
+class Batch(NamedTuple):
+    """Transitions, [..., B] each: what a SAC update and a distillation step read."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    terminated: jax.Array  # float: 1 stops the bootstrap, truncation does not
 
 
 @struct.dataclass
@@ -60,15 +77,22 @@ def sample_indices(buf: Replay, key: jax.Array, shape: tuple[int, ...]) -> jax.A
     return jax.random.randint(key, shape, 0, jnp.maximum(buf.size, 1))
 
 
-def gather(buf: Replay, idx: jax.Array):
-    return (buf.obs[idx], buf.action[idx], buf.reward[idx], buf.next_obs[idx],
-            buf.terminated[idx])
+def gather(buf: Replay, idx: jax.Array) -> Batch:
+    """The rows `idx` as stored (raw observations)."""
+    return Batch(obs=buf.obs[idx], action=buf.action[idx], reward=buf.reward[idx],
+                 next_obs=buf.next_obs[idx], terminated=buf.terminated[idx])
+
+
+def sample(buf: Replay, norm: norm_lib.Normalizer, key: jax.Array, shape) -> Batch:
+    """A batch of `shape` (e.g. [K, B]: one batch per member) drawn uniformly from the filled
+    rows, its observations normalised with the shared normaliser's current statistics."""
+    rows = gather(buf, sample_indices(buf, key, shape))
+    return rows._replace(obs=norm_lib.normalize(norm, rows.obs),
+                         next_obs=norm_lib.normalize(norm, rows.next_obs))
 
 
 def check_fits(capacity: int, obs_size: int, action_size: int, copies: int = 1) -> int:
     """Bytes of `copies` buffers; a ConfigError if the device cannot hold them."""
-    from mjx_cikd.config import ConfigError
-
     total = copies * nbytes(capacity, obs_size, action_size)
     limit = device_memory_bytes()
     if limit is not None and total > 0.9 * limit:
@@ -86,8 +110,6 @@ def device_memory_bytes() -> int | None:
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"])
     if dev.platform == "cpu":
-        import os
-
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
     return None
 

@@ -13,18 +13,18 @@ import os
 import pathlib
 import sys
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
+from tqdm import tqdm
 
 from mjx_cikd import checkpoint, envs, replay, start_cache
-from mjx_cikd.config import Config
+from mjx_cikd.config import Config, ceil_div
 from mjx_cikd.logger import RunLogger
-from mjx_cikd.trainer import Trainer, make_train
-
-DEFAULT_CACHE = "~/.cache/mjx_cikd/xla"
-
+from mjx_cikd.trainer import ChunkLog, Schedule, Starts, Trainer, TrainState, make_train
 
 def enable_compile_cache(path: str) -> None:
     """Persistent XLA compilation cache: a second identical run skips compilation."""
@@ -40,11 +40,11 @@ def enable_compile_cache(path: str) -> None:
 @dataclasses.dataclass
 class Compiled:
     trainer: Trainer
-    init_from: object  # compiled: (keys[S], Starts[S]) -> TrainState[S]
-    chunk: object  # compiled: (TrainState[S], Schedule) -> (TrainState[S], Schedule, ChunkLog[S])
+    init_from: Callable[[jax.Array, Starts], TrainState]  # compiled, over S seeds
+    chunk: Callable[[TrainState, Schedule], tuple[TrainState, Schedule, ChunkLog]]  # S seeds
     compile_s: float
-    starts_shape: object  # Starts[S] as ShapeDtypeStructs
-    starts: object = None  # compiled keys[S] -> Starts[S]; None when build found them on disk
+    starts_shape: Starts  # Starts[S] as ShapeDtypeStructs
+    starts: Callable[[jax.Array], Starts] | None = None  # compiled; None: build found them on disk
     start_dir: str = ""  # where `start_cache` keeps the starts ("": nowhere)
 
     def init(self, keys: jax.Array):
@@ -91,19 +91,19 @@ def build(config: Config, trainer: Trainer | None = None,
 
 
 def phase_cost_note(config: Config) -> str | None:
-    """A warning when the distillation phases would outweigh the SAC updates between them: the
-    interval I is in env steps (as in the paper), so at a large N it holds few updates."""
-    if config.algo != "cikd" and not config.extra_updates:
+    """A warning when the distillation phases would outweigh the SAC updates between them: an
+    interval given in env steps (`--distill_interval`) holds few updates at a large N."""
+    if not config.phases_on:
         return None
     updates = config.phase_period * config.updates_per_step
-    if config.distill_steps <= updates:
+    steps = (ceil_div(int(config.distill_epochs * config.buffer_rows), config.distill_batch_size)
+             if config.distill_epochs > 0 else config.distill_steps)
+    if steps <= updates:
         return None
-    return (f"a phase of D={config.distill_steps} distillation steps comes every "
-            f"{config.phase_period} vector step(s) of {config.num_envs} envs, i.e. every "
-            f"{updates} SAC updates per member: the phases will take a large share of the run "
-            f"(docs/benchmarks.md). Raise --distill_interval (e.g. "
-            f"{config.distill_steps * config.num_envs // config.updates_per_step * 10:,} keeps "
-            f"D at a tenth of the updates) or use --profile parallel at 2048 envs.")
+    return (f"a phase of up to {steps} distillation steps comes every {updates} SAC updates per "
+            f"member: the phases will take a large share of the run (docs/benchmarks.md). Count "
+            f"the interval in updates (--distill_interval_updates, default 5000, the paper's) or "
+            f"raise --distill_interval.")
 
 
 def default_run_dir(config: Config) -> pathlib.Path:
@@ -112,11 +112,16 @@ def default_run_dir(config: Config) -> pathlib.Path:
 
 
 def describe_device() -> dict:
-    import mujoco
-
     dev = jax.devices()[0]
     return {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
             "jax": jax.__version__, "mujoco": mujoco.__version__}
+
+
+def run_facts(task: envs.Task) -> dict:
+    """What a run actually ran with, beside the config as given (`impl: auto`, `episode_length:
+    0`): the resolved implementation and time limit, the device and the libraries' versions."""
+    return dict(impl=task.impl, episode_length=task.episode_length, **describe_device(),
+                versions=envs.library_versions())
 
 
 def _chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, sps: float,
@@ -131,18 +136,40 @@ def _chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, 
         ret = pick(log.eval_return)[t]
         rows.append(dict(event="eval", seed=seed, env_steps=(first_iteration + t + 1) * n,
                          returns=ret, best=ret.max(), worst=ret.min(), mean=ret.mean()))
-    for t in np.flatnonzero(pick(log.phase_due)):
-        s = jax.tree.map(lambda x: pick(x)[t], log.phase_stats)
-        rows.append(dict(event="distill", seed=seed, env_steps=(first_iteration + t + 1) * n,
-                         ran=bool(pick(log.phase_ran)[t]), teacher=int(pick(log.teacher)[t]),
-                         R=pick(log.phase_returns)[t], kl_before=s.kl_before,
-                         kl_after=s.kl_after, critic_before=s.critic_before,
-                         critic_after=s.critic_after,
-                         mean_kl_before=_student_mean(s.kl_before, pick(log.teacher)[t]),
-                         mean_kl_after=_student_mean(s.kl_after, pick(log.teacher)[t]),
-                         mean_critic_before=_student_mean(s.critic_before, pick(log.teacher)[t]),
-                         mean_critic_after=_student_mean(s.critic_after, pick(log.teacher)[t])))
+    phases = jax.tree.map(pick, log.phase)
+    for t in np.flatnonzero(phases.due):
+        rows.append(phase_record(config, jax.tree.map(lambda x: x[t], phases), seed,
+                                 (first_iteration + t + 1) * n))
     return rows
+
+
+def phase_record(config: Config, p, seed: int, env_steps: int) -> dict:
+    """One phase point (a PhaseOutcome of one seed and iteration) as a `distill` record; with
+    the audit, whether the election hit the truly best member and what it cost not to."""
+    teacher = int(p.teacher)
+    row = dict(event="distill", seed=seed, env_steps=env_steps, ran=bool(p.ran), teacher=teacher,
+               metric=config.election_metric, rule=config.teacher, statistic=p.statistic,
+               R=p.statistic, train_returns=p.train_returns, reward_rate=p.reward_rate,
+               staleness=p.staleness, steps=int(p.stats.steps))
+    s = p.stats
+    for name in ("kl_before", "kl_after", "critic_before", "critic_after"):
+        row[name] = getattr(s, name)
+        row[f"mean_{name}"] = _student_mean(getattr(s, name), teacher)
+    if config.audit_election and teacher >= 0:
+        audit = np.asarray(p.audit)
+        row.update(audit=audit, hit=bool(np.argmax(audit) == teacher),
+                   regret=float(audit.max() - audit[teacher]))
+    return row
+
+
+def election_summary(rows: list[dict]) -> dict:
+    """Hit rate and mean regret of the audited phases that elected a teacher, over all seeds."""
+    audited = [r for r in rows if r.get("event") == "distill" and "hit" in r]
+    if not audited:
+        return {}
+    return dict(election_phases=len(audited),
+                election_hit_rate=float(np.mean([r["hit"] for r in audited])),
+                election_regret=float(np.mean([r["regret"] for r in audited])))
 
 
 def _write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:
@@ -159,6 +186,9 @@ def _write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:
         logger.scalars(f"seed{seed}/distill", {"teacher": row["teacher"], "kl_before":
                                                row["mean_kl_before"], "kl_after":
                                                row["mean_kl_after"]}, step)
+        if "hit" in row:
+            logger.scalars(f"seed{seed}/election", {"hit": float(row["hit"]),
+                                                    "regret": row["regret"]}, step)
 
 
 def _student_mean(values: np.ndarray, teacher: int) -> float:
@@ -184,12 +214,12 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
     if note:
         say(f"[mjx_cikd] note: {note}")
     run_dir = pathlib.Path(run_dir or config.run_dir or default_run_dir(config))
-    logger = RunLogger(run_dir, config.to_dict(), config.tensorboard)
+    logger = RunLogger(run_dir, config.to_dict(), config.tensorboard, run_facts(task))
     start = time.perf_counter()
     compiled = build(config, make_train(config, task))
     say(f"[mjx_cikd] compiled in {compiled.compile_s:.1f}s; run dir {run_dir}")
     logger.write(dict(event="run", phase="start", compile_s=compiled.compile_s,
-                      replay_bytes=nbytes, **describe_device()))
+                      replay_bytes=nbytes, **run_facts(task)))
 
     state = compiled.init(seed_keys(config))
     sched = compiled.trainer.schedule()
@@ -202,12 +232,10 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
     ckpt_every = max(1, config.checkpoint_every // (ipc * n)) if config.checkpoint_every else 0
     bar = None
     if config.progress and not quiet:
-        from tqdm import tqdm
-
         bar = tqdm(total=max(config.total_iters, first) * n, initial=first * n, unit="step",
                    unit_scale=True, dynamic_ncols=True, file=sys.stderr)
     loop_start = time.perf_counter()
-    last_eval, chunks = None, 0
+    last_eval, chunks, audited = None, 0, []
     while iteration < config.total_iters:
         t0 = time.perf_counter()
         with jax.transfer_guard("disallow"):
@@ -220,6 +248,8 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
                 _write(logger, row, s, sps)
                 if row["event"] == "eval":
                     last_eval = row
+                elif row["event"] == "distill" and "hit" in row:
+                    audited.append(row)
         iteration += ipc
         chunks += 1
         if bar is not None:
@@ -228,6 +258,8 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
                     "R": "/".join("-" if np.isnan(x) else f"{x:.0f}" for x in r)}
             if last_eval is not None:
                 post["eval"] = f"{last_eval['best']:.0f}"
+            if audited:
+                post["hit"] = f"{election_summary(audited)['election_hit_rate']:.0%}"
             bar.set_postfix(post, refresh=False)
             bar.update(ipc * n)
         if (ckpt_every and chunks % ckpt_every == 0) or iteration >= config.total_iters:
@@ -240,7 +272,7 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
                    wall_s=time.perf_counter() - start, compile_s=compiled.compile_s,
                    sps=ran * config.num_seeds / max(loop_s, 1e-9),
                    final_eval_best=None if last_eval is None else last_eval["best"],
-                   run_dir=str(run_dir))
+                   run_dir=str(run_dir), **election_summary(audited))
     logger.write(summary)
     logger.close()
     say(f"[mjx_cikd] done: {ran:,} env steps x {config.num_seeds} seed(s) in {loop_s:.1f}s "

@@ -17,14 +17,7 @@ from flax import struct
 
 from mjx_cikd import networks
 from mjx_cikd.config import Config
-
-
-class Batch(NamedTuple):
-    obs: jax.Array  # normalised
-    action: jax.Array
-    reward: jax.Array
-    next_obs: jax.Array  # normalised
-    terminated: jax.Array  # float: 1 stops the bootstrap, truncation does not
+from mjx_cikd.replay import Batch
 
 
 @struct.dataclass
@@ -117,7 +110,7 @@ class SAC(NamedTuple):
 
 def make_sac(config: Config, obs_size: int, action_size: int, width: int) -> SAC:
     return SAC(
-        actor=networks.Actor(width, config.hidden_layers, action_size),
+        actor=networks.Actor(width, config.hidden_layers, action_size, config.log_std_bounds),
         critic=networks.Critic(width, config.hidden_layers),
         actor_tx=optax.adam(config.actor_lr),
         critic_tx=optax.adam(config.critic_lr),

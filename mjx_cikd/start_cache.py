@@ -23,26 +23,16 @@ import tempfile
 import jax
 import numpy as np
 
+from mjx_cikd import envs
+from mjx_cikd.checkpoint import is_key
+
 SUBDIR = "env_starts"
 _SOURCES = ("envs.py", "trainer.py")
-_LIBRARIES = ("jax", "jaxlib", "mujoco", "mujoco-core", "mujoco-mjx", "playground", "warp-lang")
 
 
 def enabled(cache_dir: str, impl: str) -> bool:
     """Only where a reset is worth a file: under Warp, with a cache directory."""
     return bool(cache_dir) and impl == "warp"
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in _LIBRARIES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 def path(cache_dir: str, config, task, keys: jax.Array) -> pathlib.Path:
@@ -53,16 +43,13 @@ def path(cache_dir: str, config, task, keys: jax.Array) -> pathlib.Path:
         "env": task.name, "impl": task.impl, "episode_length": task.episode_length,
         "num_envs": config.num_envs, "ensemble_size": config.ensemble_size,
         "eval_episodes": config.eval_episodes, "stagger": config.stagger_episodes,
-        "versions": _versions()}, sort_keys=True).encode())
+        "audit": config.audit_election,
+        "versions": envs.library_versions()}, sort_keys=True).encode())
     digest.update(np.asarray(jax.random.key_data(keys)).tobytes())
     for name in _SOURCES:
         digest.update((here / name).read_bytes())
     folder = pathlib.Path(os.path.expanduser(cache_dir)) / SUBDIR
     return folder / f"{task.name}-{task.impl}-n{config.num_envs}-{digest.hexdigest()[:24]}.npz"
-
-
-def _is_key(leaf) -> bool:
-    return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
 def load(file: pathlib.Path, like):
@@ -81,7 +68,7 @@ def load(file: pathlib.Path, like):
     arrays = [unique[j] for j in index.tolist()]
     out = []
     for a, leaf in zip(arrays, leaves):
-        if _is_key(leaf):  # typed PRNG keys travel as their raw bits
+        if is_key(leaf):  # typed PRNG keys travel as their raw bits
             if a.shape[:len(leaf.shape)] != leaf.shape:
                 return None
             out.append(jax.random.wrap_key_data(a))
@@ -100,7 +87,7 @@ def save(file: pathlib.Path, starts) -> None:
     itself at a reset) and mostly empty contact buffers (CheetahRun, 286 envs: 73 MB of arrays,
     19 MB distinct, 2 MB compressed)."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    leaves = [np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+    leaves = [np.asarray(jax.random.key_data(x) if is_key(x) else x)
               for x in jax.tree.leaves(starts)]
     unique, index = {}, []
     for a in leaves:

@@ -1,4 +1,6 @@
-"""Statistics over seeds for plots and tables: the mean and a percentile-bootstrap confidence band.
+"""Statistics over seeds for plots and tables: the mean and a percentile-bootstrap confidence band,
+rliable's interquartile mean and probability of improvement, the election audit's hit rates, and
+how the tables write these numbers.
 
 The paper (section 5.1) plots the mean over 5 seeds with a bootstrapped confidence interval
 (Efron's percentile bootstrap). `bootstrap_ci` resamples the seeds with replacement, takes the
@@ -9,10 +11,13 @@ the line.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import NamedTuple
 
 import numpy as np
+from rliable import library as rl_library
+from rliable import metrics as rl_metrics
 
 
 class Band(NamedTuple):
@@ -51,3 +56,141 @@ def first_reach(steps, curve, threshold: float):
     steps, curve = np.asarray(steps), np.asarray(curve, dtype=np.float64)
     hits = np.flatnonzero(np.nan_to_num(curve, nan=-np.inf) >= threshold)
     return None if hits.size == 0 else steps[hits[0]].item()
+
+
+# --------------------------------------------------------------------------------------
+# aggregates over seeds (rliable: Agarwal et al. 2021, "Deep RL at the edge of the statistical
+# precipice"): score matrices are [runs, tasks], here [seeds, 1] per task
+
+
+@contextlib.contextmanager
+def _global_seed(seed: int):
+    """rliable's stratified bootstrap draws from numpy's global generator (np.random.choice),
+    whatever random_state it is given: seed it so that tables are reproducible, then restore it."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _iqm(scores: np.ndarray) -> np.ndarray:
+    return np.array([rl_metrics.aggregate_iqm(scores)])
+
+
+def final_best(returns) -> np.ndarray:
+    """returns [S, T, K] -> [S]: the best member's return at the last evaluation, per seed (seeds
+    without one dropped)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a seed with no return: NaN, dropped
+        best = np.nanmax(np.asarray(returns, dtype=np.float64)[:, -1], axis=-1)
+    return best[np.isfinite(best)]
+
+
+def iqm_ci(scores: dict, reps: int = 2000, confidence: float = 0.95,
+           seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """{name: [runs, tasks]} -> {name: (IQM, low, high)}: the interquartile mean with its
+    stratified-bootstrap percentile interval."""
+    with _global_seed(seed):
+        point, ci = rl_library.get_interval_estimates(
+            scores, _iqm, reps=reps, confidence_interval_size=confidence)
+    return {k: (float(point[k][0]), float(ci[k][0, 0]), float(ci[k][1, 0])) for k in scores}
+
+
+def improvement_ci(pairs: dict, reps: int = 2000, confidence: float = 0.95,
+                   seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """{name: (x [runs_x, tasks], y [runs_y, tasks])} -> {name: (P(X > Y), low, high)}: the
+    probability of improvement averaged over tasks, with its independent stratified-bootstrap
+    interval."""
+    with _global_seed(seed):
+        point, ci = rl_library.get_interval_estimates(
+            {k: list(v) for k, v in pairs.items()}, rl_metrics.probability_of_improvement,
+            reps=reps, confidence_interval_size=confidence)
+    return {k: (float(point[k]), float(np.ravel(ci[k])[0]), float(np.ravel(ci[k])[1]))
+            for k in pairs}
+
+
+def improvement_pairs(tasks: list[str], scores: dict, baseline: dict) -> dict:
+    """The comparisons of a set for `improvement_ci`. scores: {(task, variant): [S] final
+    returns}; baseline: {variant: is a baseline}, in the set's order. -> {(task, x, y): (scores
+    of x [S_x, 1], of y [S_y, 1])} for every CIKD variant x and baseline y (with no baseline in
+    the set: every other variant x and the set's first y), and ("all tasks", x, y) with [S, tasks]
+    arrays where every task has both, with the same numbers of seeds."""
+    refs = [v for v, is_baseline in baseline.items() if is_baseline] or list(baseline)[:1]
+    pairs = {}
+    for x in (v for v in baseline if v not in refs):
+        for y in refs:
+            per_task = {t: (scores[t, x][:, None], scores[t, y][:, None]) for t in tasks
+                        if (t, x) in scores and (t, y) in scores}
+            pairs.update({(t, x, y): p for t, p in per_task.items()})
+            shapes = {(a.shape, b.shape) for a, b in per_task.values()}
+            if len(tasks) > 1 and len(per_task) == len(tasks) and len(shapes) == 1:
+                pairs["all tasks", x, y] = tuple(np.hstack(a) for a in zip(*per_task.values()))
+    return pairs
+
+
+# --------------------------------------------------------------------------------------
+# election audit: did the elected member have the best true return?
+
+
+def elect(statistic) -> np.ndarray:
+    """argmax over the last axis, NaN as -inf, ties to the lowest index (as the election)."""
+    x = np.asarray(statistic, dtype=np.float64)
+    return np.argmax(np.where(np.isnan(x), -np.inf, x), axis=-1)
+
+
+def hit_regret(chosen, audit) -> tuple[np.ndarray, np.ndarray]:
+    """chosen [P] member indices, audit [P, K] true returns -> per phase: whether the chosen
+    member had the best true return, and how much return it fell short of the best by."""
+    audit = np.asarray(audit, dtype=np.float64)
+    chosen = np.asarray(chosen, dtype=np.int64)
+    picked = np.take_along_axis(audit, chosen[:, None], axis=-1)[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a phase with no audit at all: NaN
+        regret = np.nanmax(audit, axis=-1) - picked
+    return chosen == elect(audit), regret
+
+
+DECIDED = "teacher"  # the score of the member the election actually chose
+
+
+def election_scores(audit, decided_hit, decided_regret, statistics: dict) -> dict:
+    """audit [P, K] true returns; the logged hit and regret of the elected teacher [P]; and
+    {name: [P, K]} statistics -> {DECIDED or name: {phases, hit_rate, mean_regret}}, each
+    statistic scored on the member it would have elected, over the phases where it had a value
+    for some member (a statistic with none would have run no phase)."""
+    audit = np.asarray(audit, dtype=np.float64)
+    scores = {DECIDED: (np.asarray(decided_hit, bool), np.asarray(decided_regret, np.float64))}
+    for name, values in statistics.items():
+        values = np.asarray(values, dtype=np.float64)
+        has = ~np.isnan(values).all(-1)
+        scores[name] = hit_regret(elect(values[has]), audit[has])
+    return {k: {"phases": int(hit.size),
+                "hit_rate": float(np.mean(hit)) if hit.size else np.nan,
+                "mean_regret": float(np.nanmean(regret)) if np.isfinite(regret).any() else np.nan}
+            for k, (hit, regret) in scores.items()}
+
+
+# --------------------------------------------------------------------------------------
+# numbers in the tables
+
+
+def fmt_steps(steps) -> str:
+    if steps is None:
+        return "—"
+    if steps >= 1e6:
+        return f"{steps / 1e6:.3g}M"
+    if steps >= 1e4:
+        return f"{steps / 1e3:.4g}k"
+    return f"{steps:,}"
+
+
+def fmt(x: float) -> str:
+    if not np.isfinite(x):
+        return "nan"
+    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+
+
+def fmt_interval(point: float, low: float, high: float) -> str:
+    return f"{fmt(point)} | [{fmt(low)}, {fmt(high)}]"

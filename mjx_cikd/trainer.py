@@ -1,17 +1,20 @@
 """The jitted training loop: `make_train(config)` -> init(key) and one compiled chunk.
 
-One iteration (the unit of `lax.scan`):
+One iteration (the unit of `lax.scan`), Algorithm 1 of the paper:
   all K actors act on obs[N] -> pick by member[N] -> one MJX vector step -> one replay write of
-  N rows -> finished episodes feed their member's R_k ring and redraw their member -> U SAC updates
-  of every member -> when the schedule says so, a CIKD phase (teacher election + distillation) or
-  the "(extra)" SAC updates -> when due, a deterministic evaluation of every member.
-The schedule (iteration index, env steps since the last phase) is carried unbatched: under a vmap
-over seeds, every `lax.cond` keeps a scalar predicate and runs one branch, never both.
+  N rows -> finished episodes feed their member's R_k statistics and redraw their member -> U SAC
+  updates of every member -> when due, a deterministic evaluation of every member -> at a phase
+  point, a CIKD phase (election, then distillation) or the "(extra)" SAC updates.
+The evaluation comes before the phase, so a curve never measures a freshly distilled copy of the
+teacher (the authors' order: their evaluator runs at t = 20000 one step before the callback that
+distils at t = 20000, `custom_train_agent_batch.py`).
+The schedule (iteration index, steps toward the next phase point) is carried unbatched: under a
+vmap over seeds, every `lax.cond` keeps a scalar predicate and runs one branch, never both.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +25,6 @@ from mjx_cikd import normalizer as norm_lib
 from mjx_cikd.config import Config
 from mjx_cikd.ensemble import Ensemble, Members, make_ensemble
 from mjx_cikd.evaluation import make_evaluate
-from mjx_cikd.sac import Batch
 
 METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q")
 
@@ -34,55 +36,79 @@ class TrainState:
     env: envs.EnvState
     member: jax.Array  # [N] which member runs each env slot
     ep_return: jax.Array  # [N] return of the running episode
-    ring: selection.ReturnRing
+    ep_full: jax.Array  # [N] the running episode began at t = 0 (a staggered first one did not)
+    ep_start: jax.Array  # [N] phase points passed when the running episode began
+    ring: election.ReturnRing  # train_returns
+    rate: election.RewardRate  # reward_rate, since the last phase point
+    last_eval: jax.Array  # [K] the eval statistic of the last phase point (NaN before)
     buffer: replay.Replay
     norm: norm_lib.Normalizer
     members: Members
     key: jax.Array
-    eval_key: jax.Array  # evaluation draws from its own stream: E never changes training
+    eval_key: jax.Array  # evaluation and audit draw from their own stream: never change training
     eval_start: envs.EnvState | None = None  # Warp only: fixed evaluation starts (see evaluation)
+    audit_start: envs.EnvState | None = None  # Warp only: the audit's own fixed starts
 
 
 class Schedule(NamedTuple):
     """Shared by all seeds (never vmapped), so the conds it drives stay conds."""
 
     iteration: jax.Array  # vector steps taken
-    since_phase: jax.Array  # env steps since the last phase point
+    since_phase: jax.Array  # vector steps toward the next phase point (updating ones only when
+    #                         the interval is counted in SAC updates)
+    phases: jax.Array  # phase points passed
+
+
+class PhaseOutcome(NamedTuple):
+    """What one iteration's phase point did; `skipped(k)` is every iteration without one."""
+
+    due: jax.Array  # a phase point fell on this iteration
+    ran: jax.Array  # the students moved (a teacher existed and the schedule wanted it)
+    teacher: jax.Array  # the elected member, -1 when none was eligible (or "(extra)")
+    statistic: jax.Array  # [K] the R_k the election ranked
+    train_returns: jax.Array  # [K] every cheap statistic, so one run scores each of them
+    reward_rate: jax.Array  # [K]
+    staleness: jax.Array  # [K] phase points since the train_returns episodes began (mean)
+    audit: jax.Array  # [K] each member's deterministic return before the phase (--audit_election)
+    stats: distillation.PhaseStats  # [K] each, and the steps taken
+
+    @staticmethod
+    def skipped(k: int) -> "PhaseOutcome":
+        nan = jnp.full(k, jnp.nan)
+        return PhaseOutcome(
+            due=jnp.asarray(False), ran=jnp.asarray(False), teacher=jnp.asarray(-1, jnp.int32),
+            statistic=nan, train_returns=nan, reward_rate=nan, staleness=nan, audit=nan,
+            stats=distillation.PhaseStats(nan, nan, nan, nan, jnp.asarray(0, jnp.int32)))
+
+
+class IterationLog(NamedTuple):
+    learning: jax.Array  # the SAC updates ran
+    metrics: dict  # name -> [K]
+    phase: PhaseOutcome
+    eval_due: jax.Array
+    eval_return: jax.Array  # [K], NaN when no evaluation was due
 
 
 class ChunkLog(NamedTuple):
     """What the host reads after a chunk; per-iteration arrays have a leading [T] axis."""
 
     metrics: dict  # name -> [K], mean over the chunk's update steps
-    recent_return: jax.Array  # [K] R_k at the end of the chunk (NaN: none yet)
-    episodes: jax.Array  # [K] finished training episodes so far
-    phase_due: jax.Array  # [T] a phase point fell on this iteration
-    phase_ran: jax.Array  # [T] it had a teacher (some member had finished an episode)
-    teacher: jax.Array  # [T]
-    phase_returns: jax.Array  # [T, K] the R_k the election saw
-    phase_stats: distillation.PhaseStats  # [T, K] each
+    recent_return: jax.Array  # [K] R_k (train_returns) at the end of the chunk (NaN: none yet)
+    episodes: jax.Array  # [K] full training episodes finished so far
+    phase: PhaseOutcome  # [T] each
     eval_due: jax.Array  # [T]
     eval_return: jax.Array  # [T, K]
-
-
-def sample_batch(buffer: replay.Replay, norm: norm_lib.Normalizer, key, shape) -> Batch:
-    """A batch of `shape` (e.g. [K, B]: one batch per member) from the shared buffer, its
-    observations normalised with the shared normaliser's current statistics."""
-    obs, action, reward, next_obs, terminated = replay.gather(
-        buffer, replay.sample_indices(buffer, key, shape))
-    nrm = lambda x: norm_lib.normalize(norm, x)  # noqa: E731
-    return Batch(nrm(obs), action, reward, nrm(next_obs), terminated)
 
 
 def sac_steps(ensemble, members, buffer: replay.Replay, norm: norm_lib.Normalizer, key,
               count: int, batch_size: int):
     """`count` SAC updates of every member, each on its own batch from the shared buffer
-    (`sample_batch` of [K, batch_size]). -> (members, metrics stacked over the updates)."""
+    (`replay.sample` of [K, batch_size]). -> (members, metrics stacked over the updates)."""
     k = ensemble.size
 
     def one(members, key):
         k_batch, k_update = jax.random.split(key)
-        batch = sample_batch(buffer, norm, k_batch, (k, batch_size))
+        batch = replay.sample(buffer, norm, k_batch, (k, batch_size))
         return ensemble.update(members, batch, jax.random.split(k_update, k))
 
     return jax.lax.scan(one, members, jax.random.split(key, count))
@@ -96,25 +122,44 @@ def act(ensemble, members, norm: norm_lib.Normalizer, obs, member, key) -> jax.A
     return selection.select_actions(actions, member)
 
 
+class InitKeys(NamedTuple):
+    """The six streams a seed's key splits into at init (`starts` and `init_from` share them)."""
+
+    env: jax.Array  # the training envs' first states
+    member: jax.Array  # the first member of every env slot
+    members: jax.Array  # the members' parameters
+    loop: jax.Array  # the loop's own stream
+    eval: jax.Array  # evaluations and audits
+    eval_start: jax.Array  # Warp only: the fixed evaluation starts
+
+    @staticmethod
+    def of(key: jax.Array) -> "InitKeys":
+        return InitKeys(*jax.random.split(key, 6))
+
+
 class Starts(NamedTuple):
-    """A seed's first env states: its training envs, and under Warp its evaluation starts."""
+    """A seed's first env states: its training envs, and under Warp its evaluation starts (and,
+    with --audit_election, the audit's: drawn apart, so the audit never replays the episodes the
+    `eval` statistic played)."""
 
     env: envs.EnvState
     eval_start: envs.EnvState | None
+    audit_start: envs.EnvState | None = None
 
 
 class Trainer(NamedTuple):
     config: Config
     task: envs.Task
     ensemble: Ensemble
-    init: callable  # key -> TrainState: init_from(key, starts(key))
-    starts: callable  # key -> Starts
-    init_from: callable  # (key, Starts) -> TrainState
-    chunk: callable  # (TrainState, Schedule) -> (TrainState, Schedule, ChunkLog), pure
-    evaluate: callable  # (members, normalizer, key) -> [K]
+    init: Callable[[jax.Array], TrainState]  # init_from(key, starts(key))
+    starts: Callable[[jax.Array], Starts]
+    init_from: Callable[[jax.Array, Starts], TrainState]
+    chunk: Callable[[TrainState, Schedule], tuple[TrainState, Schedule, ChunkLog]]  # pure
+    evaluate: Callable[..., jax.Array]  # (members, normalizer, key, start) -> [K]
 
     def schedule(self) -> Schedule:
-        return Schedule(jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+        zero = jnp.zeros((), jnp.int32)
+        return Schedule(iteration=zero, since_phase=zero, phases=zero)
 
 
 def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
@@ -123,31 +168,36 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     k, n, a = ensemble.size, config.num_envs, task.action_size
     evaluate = make_evaluate(config, task, ensemble)
     phase = distillation.make_phase(config, ensemble)
-    phases_on = config.algo == "cikd" or config.extra_updates
     # 0: evaluate on the last iteration of every chunk, i.e. at each log point
     eval_every = config.iters_per_chunk * n if config.eval_every <= 0 else config.eval_every
 
     def starts(key: jax.Array) -> Starts:
         """The envs' first states (the seed's own keys, as `init` splits them): the expensive
         part of init under Warp, hence apart (`start_cache` keeps them on disk)."""
-        k_env, *_, k_start = jax.random.split(key, 6)
-        batches = [jax.random.split(k_env, n)]
+        keys = InitKeys.of(key)
+        batches = [jax.random.split(keys.env, n)]
         if task.impl == "warp":  # evaluations start from states drawn here, in the same reset
-            batches.append(jax.random.split(k_start, k * config.eval_episodes))
+            batches.append(jax.random.split(keys.eval_start, k * config.eval_episodes))
+            if config.audit_election:
+                batches.append(jax.random.split(jax.random.fold_in(keys.eval_start, 1),
+                                                k * config.eval_episodes))
         env, *rest = task.reset_batches(*batches, stagger=config.stagger_episodes)
-        return Starts(env=env, eval_start=rest[0] if rest else None)
+        rest += [None] * (2 - len(rest))
+        return Starts(env=env, eval_start=rest[0], audit_start=rest[1])
 
     def init_from(key: jax.Array, first: Starts) -> TrainState:
-        _, k_member, k_members, k_loop, k_eval, _ = jax.random.split(key, 6)
+        keys = InitKeys.of(key)
         return TrainState(
             env=first.env,
-            member=selection.draw_members(k_member, n, k),
-            ep_return=jnp.zeros(n),
-            ring=selection.init_ring(k, config.return_window),
+            member=selection.draw_members(keys.member, n, k),
+            ep_return=jnp.zeros(n), ep_full=first.env.t == 0,
+            ep_start=jnp.zeros(n, jnp.int32),
+            ring=election.init_ring(k, config.return_window), rate=election.init_rate(k),
+            last_eval=jnp.full(k, jnp.nan),
             buffer=replay.init(config.buffer_rows, task.obs_size, a),
             norm=norm_lib.init(task.obs_size, config.normalize_obs),
-            members=ensemble.init(k_members), key=k_loop, eval_key=k_eval,
-            eval_start=first.eval_start)
+            members=ensemble.init(keys.members), key=keys.loop, eval_key=keys.eval,
+            eval_start=first.eval_start, audit_start=first.audit_start)
 
     def init(key: jax.Array) -> TrainState:
         return init_from(key, starts(key))
@@ -159,47 +209,95 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
 
     no_metrics = {name: jnp.zeros(k) for name in METRICS}
 
-    def do_phase(state: TrainState, key):
-        """A CIKD phase, or its "(extra)" replacement: the same steps of SAC updates."""
-        if config.extra_updates:
-            state, _ = sac_updates(state, key, config.distill_steps, config.distill_batch_size)
-            zeros = jnp.zeros(k)
-            return state, (jnp.asarray(True), jnp.asarray(-1, jnp.int32),
-                           distillation.PhaseStats(zeros, zeros, zeros, zeros))
-        teacher, has_teacher = election.elect_teacher(selection.recent_mean(state.ring))
-        members, stats = phase(state.members, state.buffer, state.norm, teacher, key)
-        # no member has finished an episode (a per-seed fact): keep the old members
-        members = jax.tree.map(lambda new, old: jnp.where(has_teacher, new, old),
-                               members, state.members)
-        stats = jax.tree.map(lambda x: jnp.where(has_teacher, x, jnp.nan), stats)
-        return state.replace(members=members), (has_teacher, teacher, stats)
+    def scores(state: TrainState) -> jax.Array:
+        """R_k as the election statistic reads it now (what policy selection ranks)."""
+        if config.election_metric == "train_returns":
+            return election.recent_mean(state.ring)
+        if config.election_metric == "reward_rate":
+            return election.reward_rate(state.rate, task.episode_length)
+        return state.last_eval
 
-    def skip_phase(state: TrainState, key):
-        nan = jnp.full(k, jnp.nan)
-        return state, (jnp.asarray(False), jnp.asarray(-1, jnp.int32),
-                       distillation.PhaseStats(nan, nan, nan, nan))
+    def cikd_phase(state: TrainState, phases, key, audit_key):
+        """Election and distillation (paper section 4.4), with the audit measured first."""
+        k_elect, k_eval, k_distil = jax.random.split(key, 3)
+        audit = (evaluate(state.members, state.norm, audit_key, state.audit_start)
+                 if config.audit_election else jnp.full(k, jnp.nan))
+        if config.election_metric == "eval":
+            state = state.replace(last_eval=evaluate(state.members, state.norm, k_eval,
+                                                     state.eval_start))
+        statistic = scores(state)
+        teacher, eligible = election.elect_teacher(statistic, config.teacher, k_elect)
+        go = eligible
+        if config.distill_schedule == "ada":
+            go = go & election.ada_wants_phase(statistic, config.selection_temperature,
+                                               config.ada_threshold)
+        members, stats = phase(state.members, state.buffer, state.norm, teacher, k_distil)
+        # a per-seed fact (no member eligible, or ada says no): keep the old members
+        members = jax.tree.map(lambda new, old: jnp.where(go, new, old), members, state.members)
+        nan = PhaseOutcome.skipped(k).stats
+        stats = jax.tree.map(lambda x, none: jnp.where(go, x, none), stats, nan)
+        outcome = PhaseOutcome(
+            due=jnp.asarray(True), ran=go, teacher=jnp.where(eligible, teacher, -1),
+            statistic=statistic, train_returns=election.recent_mean(state.ring),
+            reward_rate=election.reward_rate(state.rate, task.episode_length),
+            staleness=election.staleness(state.ring, phases), audit=audit, stats=stats)
+        return state.replace(members=members, rate=election.init_rate(k)), outcome
+
+    def extra_phase(state: TrainState, phases, key, audit_key):
+        """The "(extra)" baselines: the phase's gradient steps spent on SAC updates instead."""
+        steps = distillation.phase_steps(config, state.buffer.size)
+
+        def one(i, members):
+            k_batch, k_update = jax.random.split(jax.random.fold_in(key, i))
+            batch = replay.sample(state.buffer, state.norm, k_batch,
+                                  (k, config.distill_batch_size))
+            return ensemble.update(members, batch, jax.random.split(k_update, k))[0]
+
+        members = jax.lax.fori_loop(0, steps, one, state.members)
+        outcome = PhaseOutcome.skipped(k)._replace(
+            due=jnp.asarray(True), ran=jnp.asarray(True),
+            stats=PhaseOutcome.skipped(k).stats._replace(steps=steps))
+        return state.replace(members=members), outcome
+
+    do_phase = cikd_phase if config.algo == "cikd" else extra_phase
+
+    def skip_phase(state: TrainState, phases, key, audit_key):
+        return state, PhaseOutcome.skipped(k)
 
     def iteration(carry, _):
         state, sched = carry
         key, k_act, k_rand, k_env, k_sel, k_upd, k_phase = jax.random.split(state.key, 7)
         steps_before = sched.iteration * n
         steps_after = steps_before + n
+        acting = steps_before >= config.learning_starts  # the members' policies act
 
         action = act(ensemble, state.members, state.norm, state.env.obs, state.member, k_act)
         uniform = jax.random.uniform(k_rand, (n, a), minval=-1.0, maxval=1.0)
-        action = jnp.where(steps_before < config.learning_starts, uniform, action)
+        action = jnp.where(acting, action, uniform)
 
         env, out = task.step(state.env, action, k_env)
         buffer = replay.add(state.buffer, state.env.obs, action, out.reward, out.next_obs,
                             out.terminated.astype(jnp.float32))
         ep_return = state.ep_return + out.reward
         finished = out.terminated | out.truncated
+        probs = None
+        if config.policy_selection != "uniform":
+            ramp = (jnp.clip(steps_after / config.selection_epsilon_steps, 0.0, 1.0)
+                    if config.selection_epsilon_steps else 1.0)
+            epsilon = 1.0 + ramp * (config.selection_epsilon - 1.0)
+            probs = jnp.where(acting, selection.selection_probs(
+                config.policy_selection, scores(state), config.selection_temperature, epsilon),
+                1.0 / k)
         state = state.replace(
             env=env, buffer=buffer, key=key,
             norm=norm_lib.update(state.norm, out.next_obs),
-            ring=selection.record(state.ring, state.member, ep_return, finished),
+            ring=election.record(state.ring, state.member, ep_return, finished & state.ep_full,
+                                 state.ep_start),
+            rate=election.accumulate(state.rate, state.member, out.reward, acting),
             ep_return=jnp.where(finished, 0.0, ep_return),
-            member=selection.redraw_finished(k_sel, state.member, finished, k))
+            ep_full=state.ep_full | finished,
+            ep_start=jnp.where(finished, sched.phases, state.ep_start),
+            member=selection.redraw_finished(k_sel, state.member, finished, k, probs))
 
         learning = steps_after >= config.learning_starts
         state, metrics = jax.lax.cond(
@@ -207,37 +305,34 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
             lambda s, key: sac_updates(s, key, config.updates_per_step, config.batch_size),
             lambda s, key: (s, no_metrics), state, k_upd)
 
-        since = sched.since_phase + n
-        if phases_on:
-            due = (since >= config.distill_interval) & (steps_after >= config.distill_warmup)
-            state, (ran, teacher, stats) = jax.lax.cond(due, do_phase, skip_phase, state, k_phase)
-            since = jnp.where(due, 0, since)
-        else:
-            due = jnp.asarray(False)
-            state, (ran, teacher, stats) = skip_phase(state, k_phase)
-
         eval_due = (steps_after // eval_every) > (steps_before // eval_every)
         eval_key = jax.random.fold_in(state.eval_key, sched.iteration)
         eval_return = jax.lax.cond(
             eval_due, lambda s: evaluate(s.members, s.norm, eval_key, s.eval_start),
             lambda s: jnp.full(k, jnp.nan), state)
 
-        sched = Schedule(sched.iteration + 1, since)
-        ys = (learning, metrics, due, ran, teacher, selection.recent_mean(state.ring), stats,
-              eval_due, eval_return)
-        return (state, sched), ys
+        since = sched.since_phase + (learning if config.interval_in_updates else 1)
+        due = jnp.asarray(False)
+        if config.phases_on:
+            due = (since >= config.phase_period) & (steps_after >= config.distill_warmup)
+        audit_key = jax.random.fold_in(eval_key, 1)  # apart from the evaluation's own draws
+        state, outcome = jax.lax.cond(due, do_phase, skip_phase, state, sched.phases, k_phase,
+                                      audit_key)
+
+        sched = Schedule(iteration=sched.iteration + 1, since_phase=jnp.where(due, 0, since),
+                         phases=sched.phases + due)
+        return (state, sched), IterationLog(learning=learning, metrics=metrics, phase=outcome,
+                                            eval_due=eval_due, eval_return=eval_return)
 
     def chunk(state: TrainState, sched: Schedule):
-        (state, sched), ys = jax.lax.scan(iteration, (state, sched), None,
-                                          length=config.iters_per_chunk)
-        learning, metrics, due, ran, teacher, phase_returns, stats, eval_due, eval_return = ys
-        weight = learning.astype(jnp.float32)[:, None]
+        (state, sched), logs = jax.lax.scan(iteration, (state, sched), None,
+                                            length=config.iters_per_chunk)
+        weight = logs.learning.astype(jnp.float32)[:, None]
         denom = jnp.maximum(weight.sum(0), 1.0)
-        metrics = {name: (v * weight).sum(0) / denom for name, v in metrics.items()}
-        log = ChunkLog(metrics=metrics, recent_return=selection.recent_mean(state.ring),
-                       episodes=state.ring.count, phase_due=due, phase_ran=ran, teacher=teacher,
-                       phase_returns=phase_returns, phase_stats=stats, eval_due=eval_due,
-                       eval_return=eval_return)
+        metrics = {name: (v * weight).sum(0) / denom for name, v in logs.metrics.items()}
+        log = ChunkLog(metrics=metrics, recent_return=election.recent_mean(state.ring),
+                       episodes=state.ring.count, phase=logs.phase, eval_due=logs.eval_due,
+                       eval_return=logs.eval_return)
         return state, sched, log
 
     return Trainer(config=config, task=task, ensemble=ensemble, init=init, starts=starts,

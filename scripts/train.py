@@ -9,14 +9,9 @@ Every field of mjx_cikd.config.Config is a flag; --profile NAME loads profiles/N
 `--resume RUN_DIR [--total_steps N]` continues a run from its last checkpoint.
 """
 
-import pathlib
 import sys
 
-# replace scripts/ (sys.path[0]) with the repo root: scripts/profile.py must not shadow the
-# standard library's `profile`, which warp imports through cProfile
-sys.path[0] = str(pathlib.Path(__file__).resolve().parent.parent)
-
-from mjx_cikd.config import ConfigError, config_from_args  # noqa: E402
+from mjx_cikd.config import ConfigError, config_from_args
 
 
 def main(argv=None) -> int:

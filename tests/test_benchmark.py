@@ -8,16 +8,17 @@ import statistics
 
 import pytest
 
-from mjx_cikd import benchmark, benchmark_report, replay
+from mjx_cikd import replay
+from mjx_cikd.bench import benchmark, report
 from mjx_cikd.config import ConfigError
 
 
 @functools.cache
 def _tiny(tmp):
     out = f"{tmp}/bench.json"
-    rc = benchmark_report.main(["--profile", "tiny", "--env", "ProbeTarget", "--num_envs", "8",
-                         "--ensemble_sizes", "1,2", "--repeats", "3", "--iters", "4",
-                         "--cache_check", "false", "--compile_cache", "", "--out", out])
+    rc = report.main(["--profile", "tiny", "--env", "ProbeTarget", "--num_envs", "8",
+                      "--ensemble_sizes", "1,2", "--repeats", "3", "--iters", "4",
+                      "--cache_check", "false", "--compile_cache", "", "--out", out])
     assert rc == 0
     with open(out) as f:
         return json.load(f)
@@ -82,4 +83,18 @@ def test_ratios_are_medians_of_ratios_taken_within_each_round(result):
 
 def test_bad_lists_are_one_clear_error():
     with pytest.raises(ConfigError, match="ensemble_sizes"):
-        benchmark_report.parse(["--ensemble_sizes", "1,x"])
+        report.parse(["--ensemble_sizes", "1,x"])
+
+
+def test_election_cost_is_one_evaluation_against_an_interval_of_training():
+    from conftest import tiny
+    from mjx_cikd.bench import election_cost
+
+    config = tiny(algo="cikd", compile_cache="")  # ProbeTarget, T = 10, N = 8, I = 128 steps
+    row = election_cost.measure(config, repeats=3)
+    assert row["phase_period"] == config.phase_period == 16  # 128 env steps / 8 envs
+    assert row["episode_length"] == 10 and row["eval_episodes"] == 2
+    shares = [e / (e + row["phase_period"] * i)
+              for e, i in zip(row["evaluation_round_s"], row["iteration_round_s"])]
+    assert row["eval_share_per_phase"] == pytest.approx(statistics.median(shares))
+    assert 0 < row["eval_share_per_phase"] < 1

@@ -7,17 +7,18 @@ import math
 import pytest
 
 from conftest import tiny
-from mjx_cikd import benchmark, benchmark_report, envs, first_step
+from mjx_cikd import envs
+from mjx_cikd.bench import benchmark, first_step, parts, report
 
 
 def test_comma_lists_go_to_the_benchmark_and_the_first_n_to_the_config():
-    base, num_envs, args = benchmark_report.parse(
+    base, num_envs, args = report.parse(
         ["--profile", "tiny", "--num_envs", "8,16", "--ensemble_sizes", "1,3", "--batch_size",
          "16", "--cache_check", "false", "--repeats", "2"])
     assert num_envs == [8, 16] and args.ensemble_sizes == [1, 3]
     assert base.num_envs == 8 and base.batch_size == 16
     assert args.cache_check is False and args.repeats == 2
-    _, num_envs, _ = benchmark_report.parse(["--profile", "tiny", "--num_envs=32"])
+    _, num_envs, _ = report.parse(["--profile", "tiny", "--num_envs=32"])
     assert num_envs == [32]
 
 
@@ -34,7 +35,7 @@ def test_a_timed_chunk_holds_whole_distillation_periods_at_the_configs_interval(
 
 def test_the_timed_loop_runs_in_steady_state_from_a_full_buffer():
     config = benchmark.loop_config(tiny(), 8, "sac", 1, 4)
-    timed = benchmark.loop(config, envs.make_task(config))
+    timed = parts.loop(config, envs.make_task(config))
     state, sched = timed.carry
     assert int(state.buffer.size.min()) == config.buffer_rows  # batches gather from the ring
     assert timed.info["replay_array_bytes"] == timed.info["replay_bytes"]

@@ -74,15 +74,76 @@ def test_config_json_round_trips(tmp_path):
 
 
 def test_a_distillation_cadence_that_outweighs_the_updates_is_pointed_out():
-    import re
-
     from mjx_cikd.run import phase_cost_note
 
-    assert phase_cost_note(resolve({})) is None  # defaults: 78 iterations, 624 updates, D = 64
-    assert phase_cost_note(resolve({"num_envs": 2048, "algo": "ensemble"})) is None
-    note = phase_cost_note(resolve({"num_envs": 2048}))
-    assert "every 24 SAC updates" in note
-    suggested = int(re.search(r"--distill_interval \(e.g. ([\d,]+)", note)[1].replace(",", ""))
-    fixed = resolve({"num_envs": 2048, "distill_interval": suggested})
-    assert phase_cost_note(fixed) is None
-    assert fixed.distill_steps * 10 <= fixed.phase_period * fixed.updates_per_step
+    assert phase_cost_note(resolve({})) is None  # 5000 updates per phase, D = 64
+    assert phase_cost_note(resolve({"num_envs": 2048})) is None  # the interval scales with N
+    assert phase_cost_note(resolve({"num_envs": 2048, "distill_interval": 5000,
+                                    "algo": "ensemble"})) is None
+    note = phase_cost_note(resolve({"num_envs": 2048, "distill_interval": 5000}))
+    assert "every 24 SAC updates" in note and "--distill_interval_updates" in note
+    # 5 epochs over a full 1M buffer at B_d = 256 are 19,532 steps: more than 5000 updates
+    assert "19532" in phase_cost_note(resolve({"distill_epochs": 5}))
+
+
+def test_the_interval_is_in_updates_unless_given_in_env_steps():
+    default = resolve({})
+    assert default.interval_in_updates and default.distill_interval_updates == 5000
+    assert default.phase_period == 625  # 5000 updates at U = 8
+    assert resolve({"num_envs": 2048}).phase_period == 625  # whatever N
+    env_steps = resolve({"distill_interval": 8192, "num_envs": 2048})
+    assert not env_steps.interval_in_updates and env_steps.phase_period == 4
+    with pytest.raises(ConfigError, match="give the phase interval once"):
+        resolve({"distill_interval": 8192, "distill_interval_updates": 100})
+    # a config saved before the interval in updates existed resumes as it ran
+    from mjx_cikd.config import from_dict
+
+    old = {k: v for k, v in default.to_dict().items()
+           if k not in ("distill_interval_updates", "election_metric", "distill_target")}
+    then = from_dict(dict(old, distill_interval=5000))
+    assert then.phase_period == 79
+    assert then.election_metric == "train_returns" and then.distill_target == "hard"
+    assert from_dict(default.to_dict()) == default
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"election_metric": "vibes"}, "--election_metric must be one of"),
+    ({"teacher": "median"}, "--teacher must be one of"),
+    ({"algo": "ensemble", "audit_election": True}, "audits the teacher election"),
+    ({"widths": (32, 64), "hard_copy": True}, "cannot cross widths"),
+    ({"hard_copy": True, "distill_parts": "policy"}, "--distill_parts does not apply"),
+    ({"ada_threshold": 1.5}, "--ada_threshold must be in"),
+    ({"distill_epochs": -1}, "--distill_epochs must be >= 0"),
+])
+def test_bad_cikd_controls_are_one_clear_error(values, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(values)
+
+
+def test_profiles_are_found_after_a_plain_install(tmp_path, monkeypatch):
+    """A non-editable install has no profiles/ beside the package: they come from
+    <prefix>/share/mjx_cikd/profiles, where pyproject's data-files put them."""
+    from mjx_cikd import config as config_lib
+
+    installed = tmp_path / "share" / "mjx_cikd" / "profiles"
+    installed.mkdir(parents=True)
+    (installed / "tiny.toml").write_text('num_envs = 3\n')
+    monkeypatch.setattr(config_lib, "PROFILE_DIRS", (tmp_path / "absent", installed))
+    assert load_profile("tiny") == {"num_envs": 3}
+    with pytest.raises(ConfigError, match="known: tiny"):
+        load_profile("paper")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"share/mjx_cikd/profiles" = ["profiles/*.toml"]' in pyproject
+
+
+def test_the_paper_profile_is_the_authors_code():
+    """train_ensemble_sac.py: one env, one update per step, a phase every 5000 steps from 15k
+    (t % 5000 == 0 and t > 10000), 5 epochs at batch 256 and lr 1e-3, one soft target step, no
+    normaliser, log-std clipped to [-20, 2], 10k random steps, the paper's election statistic."""
+    paper, _ = config_from_args(["--profile", "paper"])
+    assert (paper.num_envs, paper.updates_per_step, paper.learning_starts) == (1, 1, 10_000)
+    assert paper.interval_in_updates and paper.phase_period == 5000
+    assert paper.distill_warmup == 15_000 and paper.distill_epochs == 5
+    assert (paper.distill_batch_size, paper.distill_lr, paper.distill_target) == (256, 1e-3, "soft")
+    assert not paper.normalize_obs and paper.log_std_bounds == "clip"
+    assert paper.election_metric == "train_returns" and paper.return_window == 5

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny
-from mjx_cikd import distillation, election, normalizer, replay
+from mjx_cikd import distillation, normalizer, replay
 from mjx_cikd.ensemble import make_ensemble
 
 
@@ -39,22 +39,9 @@ def test_kl_is_zero_for_identical_policies_and_positive_otherwise():
     assert float(distillation.gaussian_kl(m, s, m + 0.1, s)) > 0.0
 
 
-@pytest.mark.parametrize("returns, teacher, eligible", [
-    ([1.0, 5.0, 3.0], 1, True),
-    ([4.0, 2.0, 4.0], 0, True),  # tie: lowest index
-    ([np.nan, -10.0, np.nan], 1, True),  # a member with no episode cannot win
-    ([np.nan, np.nan], 0, False),  # nobody eligible: no phase
-])
-def test_teacher_is_the_argmax_of_recent_returns(returns, teacher, eligible):
-    k, ok = election.elect_teacher(jnp.array(returns))
-    assert bool(ok) is eligible
-    if eligible:
-        assert int(k) == teacher
-
-
-def _setup(widths, steps=16):
+def _setup(widths, steps=16, **controls):
     config = tiny(algo="cikd", widths=widths, ensemble_size=len(widths), distill_steps=steps,
-                  distill_batch_size=64)
+                  distill_batch_size=64, **controls)
     obs_size, act_size = 4, 2
     ens = make_ensemble(config, obs_size, act_size)
     members = ens.init(jax.random.key(1))
@@ -77,8 +64,8 @@ def _member(ens, members, k):
 
 
 @functools.cache
-def _homogeneous_phase():
-    ens, members, buf, norm, phase = _setup((32, 32, 32), steps=64)  # the default D and lr
+def _homogeneous_phase(**controls):
+    ens, members, buf, norm, phase = _setup((32, 32, 32), steps=64, **controls)  # default D, lr
     new, stats = phase(members, buf, norm, jnp.int32(1), jax.random.key(3))
     return ens, members, new, stats
 
@@ -99,13 +86,66 @@ def test_phase_leaves_the_teacher_bit_for_bit_unchanged():
     assert any(changed)
 
 
-def test_students_targets_equal_their_new_critics_and_alpha_is_not_distilled():
-    _, old, new, _ = _homogeneous_phase()
-    m_old, m_new = old[0], new[0]
-    for k in (0, 2):
-        for c, t in zip(jax.tree.leaves(m_new.critic), jax.tree.leaves(m_new.target_critic)):
+def test_soft_targets_take_one_tau_step_toward_the_new_critics():
+    _, old, new, _ = _homogeneous_phase()  # distill_target soft: the default, the authors'
+    tau = tiny().tau
+    for c, t_old, t_new in zip(jax.tree.leaves(new[0].critic), jax.tree.leaves(old[0].target_critic),
+                               jax.tree.leaves(new[0].target_critic)):
+        for k in (0, 2):
+            np.testing.assert_allclose(t_new[k], tau * c[k] + (1 - tau) * t_old[k], rtol=1e-5,
+                                       atol=1e-7)
+            assert not np.allclose(t_new[k], c[k])
+    np.testing.assert_array_equal(old[0].log_alpha, new[0].log_alpha)  # alpha is not distilled
+
+
+def test_hard_targets_equal_the_students_new_critics():
+    _, old, new, _ = _homogeneous_phase(distill_target="hard")
+    for c, t in zip(jax.tree.leaves(new[0].critic), jax.tree.leaves(new[0].target_critic)):
+        for k in (0, 2):
             np.testing.assert_array_equal(c[k], t[k])
-    np.testing.assert_array_equal(m_old.log_alpha, m_new.log_alpha)
+    np.testing.assert_array_equal(old[0].log_alpha, new[0].log_alpha)
+
+
+# (the students' targets still take the authors' one soft step: they call
+# sync_target_network() after every distillation, pi-only included)
+@pytest.mark.parametrize("parts, frozen, moved", [("policy", ("critic",), "actor"),
+                                                  ("critic", ("actor", "actor_opt"), "critic")])
+def test_distilling_one_part_leaves_the_other_bit_for_bit(parts, frozen, moved):
+    _, old, new, stats = _homogeneous_phase(distill_parts=parts)
+    for name in frozen:
+        for a, b in zip(jax.tree.leaves(getattr(old[0], name)),
+                        jax.tree.leaves(getattr(new[0], name))):
+            np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(getattr(old[0], moved)), jax.tree.leaves(getattr(new[0], moved))))
+    gap = "kl" if parts == "policy" else "critic"
+    assert np.all(np.asarray(getattr(stats, f"{gap}_after"))[[0, 2]]
+                  < 0.5 * np.asarray(getattr(stats, f"{gap}_before"))[[0, 2]])
+
+
+def test_hard_copy_makes_every_student_the_teacher():
+    _, old, new, stats = _homogeneous_phase(hard_copy=True)
+    for name in ("actor", "critic", "actor_opt", "critic_opt"):
+        for leaf in jax.tree.leaves(getattr(new[0], name)):
+            np.testing.assert_array_equal(leaf[0], leaf[1])
+            np.testing.assert_array_equal(leaf[2], leaf[1])
+    for a, b in zip(jax.tree.leaves(old[0].target_critic), jax.tree.leaves(new[0].target_critic)):
+        np.testing.assert_array_equal(a, b)  # the authors copy no target
+    np.testing.assert_allclose(stats.kl_after, 0.0, atol=1e-7)
+    assert int(stats.steps) == 0
+
+
+def test_epochs_run_ceil_e_filled_over_batch_steps():
+    # 256 rows filled, B_d = 64: 2.5 epochs are ceil(2.5 * 256 / 64) = 10 steps; Adam counts them
+    ens, members, buf, norm, phase = _setup((32, 32), distill_epochs=2.5)
+    new, stats = phase(members, buf, norm, jnp.int32(0), jax.random.key(5))
+    assert int(stats.steps) == 10
+    half = replay.init(256, 4, 2)
+    half = replay.add(half, buf.obs[:96], buf.action[:96], buf.reward[:96], buf.next_obs[:96],
+                      buf.terminated[:96])
+    _, stats = phase(members, half, norm, jnp.int32(0), jax.random.key(5))
+    assert int(stats.steps) == 4  # ceil(2.5 * 96 / 64)
+    assert stats.kl_after[1] < stats.kl_before[1]
 
 
 @pytest.mark.parametrize("teacher, student", [(0, 1), (1, 0)])

@@ -1,4 +1,4 @@
-"""scripts/profile.py: a trace that holds the annotated chunks, and the phase-breakdown table."""
+"""scripts/profiler.py: a trace that holds the annotated chunks, and the phase-breakdown table."""
 
 import importlib.util
 import pathlib
@@ -7,8 +7,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _script():
-    # loaded under another name: as `profile` it would shadow the standard library module
-    spec = importlib.util.spec_from_file_location("profile_script", ROOT / "scripts/profile.py")
+    spec = importlib.util.spec_from_file_location("profiler", ROOT / "scripts/profiler.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -17,7 +17,7 @@ def test_add_then_gather_returns_what_was_written():
     buf = replay.init(12, 3, 2)
     buf = replay.add(buf, *_rows(0, 4))
     assert int(buf.size) == 4 and int(buf.ptr) == 4
-    obs, act, rew, nxt, term = replay.gather(buf, jnp.arange(4))
+    obs, act, rew, nxt, term = replay.gather(buf, jnp.arange(4))  # a Batch, named
     np.testing.assert_array_equal(obs[:, 0], [0, 1, 2, 3])
     np.testing.assert_array_equal(act[:, 1], [0.5, 1.5, 2.5, 3.5])
     np.testing.assert_array_equal(rew, [0.25, 1.25, 2.25, 3.25])

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from conftest import tiny
 from mjx_cikd.config import config_from_args
@@ -23,6 +24,9 @@ def test_run_dir_records_and_an_interrupted_run_resumes_to_the_same_numbers(tmp_
 
     config = json.loads((straight / "config.json").read_text())
     assert config["ensemble_size"] == 3 and config["total_steps"] == 512
+    facts = json.loads((straight / "run.json").read_text())  # what "auto" and "0" resolved to
+    assert config["episode_length"] == 0 and facts["episode_length"] == 10
+    assert facts["impl"] == "jax" and facts["versions"]["mujoco-mjx"]
     logs = read_metrics(straight, "log")
     assert [r["env_steps"] for r in logs] == [256, 512]
     for key in ("R", "critic_loss", "actor_loss", "alpha", "entropy", "episodes"):
@@ -39,3 +43,22 @@ def test_run_dir_records_and_an_interrupted_run_resumes_to_the_same_numbers(tmp_
     assert [r["env_steps"] for r in read_metrics(cut, "log")] == [256, 512]
     for event, key in (("log", "critic_loss"), ("log", "R"), ("eval", "returns")):
         np.testing.assert_array_equal(_last(cut, event)[key], _last(straight, event)[key])
+
+
+def test_an_audited_run_summarises_its_elections(tmp_path):
+    run_dir = tmp_path / "audited"
+    summary = train(tiny(algo="cikd", ensemble_size=3, total_steps=512, log_every=256,
+                         checkpoint_every=0, compile_cache="", audit_election=True,
+                         election_metric="reward_rate"), run_dir=run_dir, quiet=True)
+    phases = [r for r in read_metrics(run_dir, "distill") if r["ran"]]
+    assert len(phases) >= 3
+    for r in phases:
+        assert r["metric"] == "reward_rate" and r["statistic"] == r["reward_rate"]
+        assert r["hit"] == (int(np.argmax(r["audit"])) == r["teacher"])
+        # (the records hold 6 decimals)
+        assert r["regret"] == pytest.approx(np.max(r["audit"]) - r["audit"][r["teacher"]],
+                                            abs=2e-6)
+    assert summary["election_phases"] == len(phases)
+    assert summary["election_hit_rate"] == np.mean([r["hit"] for r in phases])
+    assert summary["election_regret"] == pytest.approx(np.mean([r["regret"] for r in phases]),
+                                                       abs=2e-6)

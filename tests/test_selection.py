@@ -1,4 +1,4 @@
-"""Policy selection by masks, and the ring of each member's last M returns (R_k)."""
+"""Policy selection by masks: uniform draws, and the authors' softmax and epsilon-greedy."""
 
 import jax
 import jax.numpy as jnp
@@ -31,24 +31,21 @@ def test_mask_picks_each_env_its_members_action():
     np.testing.assert_array_equal(picked, actions[member, jnp.arange(n)])
 
 
-def test_ring_keeps_the_last_m_when_many_episodes_end_in_one_step():
-    ring = selection.init_ring(2, 3)
-    # step 1: member 0 finishes episodes with returns 1, 2 (env order)
-    ring = selection.record(ring, jnp.array([0, 0, 1]), jnp.array([1.0, 2.0, 9.0]),
-                            jnp.array([True, True, False]))
-    np.testing.assert_allclose(selection.recent_mean(ring), [1.5, np.nan])
-    # step 2: member 0 finishes five at once (10..14): only the last three (12, 13, 14) stay
-    member = jnp.array([0, 1, 0, 0, 0, 0, 1])
-    ret = jnp.array([10.0, 100.0, 11.0, 12.0, 13.0, 14.0, 5.0])
-    finished = jnp.array([True, False, True, True, True, True, True])
-    ring = selection.record(ring, member, ret, finished)
-    np.testing.assert_array_equal(ring.count, [7, 1])
-    assert sorted(np.asarray(ring.returns[0]).tolist()) == [12.0, 13.0, 14.0]
-    np.testing.assert_allclose(selection.recent_mean(ring), [13.0, 5.0])
+def test_softmax_selection_follows_the_scores_over_the_temperature():
+    scores = jnp.array([1.0, 2.0, np.nan])
+    probs = np.asarray(selection.selection_probs("softmax", scores, 0.5, 0.0))
+    e = np.exp(np.array([2.0, 4.0]) - 4.0)
+    np.testing.assert_allclose(probs, [e[0] / e.sum(), e[1] / e.sum(), 0.0], rtol=1e-6)
+    draws = np.asarray(selection.redraw_finished(jax.random.key(2), jnp.zeros(20_000, jnp.int32),
+                                                 jnp.ones(20_000, bool), 3, jnp.asarray(probs)))
+    counts = np.bincount(draws, minlength=3)
+    assert counts[2] == 0
+    assert stats.chisquare(counts[:2], probs[:2] * 20_000).pvalue > 1e-3
 
 
-def test_ring_is_a_ring_across_steps():
-    ring = selection.init_ring(1, 2)
-    for r in [1.0, 2.0, 3.0, 4.0]:
-        ring = selection.record(ring, jnp.array([0]), jnp.array([r]), jnp.array([True]))
-    np.testing.assert_allclose(selection.recent_mean(ring), [3.5])
+def test_eps_greedy_mixes_uniform_and_the_best_member():
+    probs = selection.selection_probs("eps_greedy", jnp.array([3.0, 7.0, 5.0]), 1.0, 0.3)
+    np.testing.assert_allclose(probs, [0.1, 0.8, 0.1], rtol=1e-6)
+    # no member has a score yet: uniform
+    none = selection.selection_probs("eps_greedy", jnp.full(3, jnp.nan), 1.0, 0.3)
+    np.testing.assert_allclose(none, [1 / 3] * 3, rtol=1e-6)

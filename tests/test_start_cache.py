@@ -15,8 +15,10 @@ def _bits(x):
 
 
 def _same(a, b) -> bool:
+    """Bit for bit; NaN equals NaN (a state holds NaN where a statistic has no value yet)."""
     return jax.tree.structure(a) == jax.tree.structure(b) and all(
-        np.array_equal(_bits(x), _bits(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+        np.array_equal(_bits(x), _bits(y), equal_nan=np.issubdtype(_bits(x).dtype, np.floating))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def test_files_are_keyed_by_the_seed_keys_and_the_task(tmp_path):
@@ -28,6 +30,8 @@ def test_files_are_keyed_by_the_seed_keys_and_the_task(tmp_path):
     assert here != start_cache.path(str(tmp_path), config, task, run.seed_keys(
         tiny(num_envs=4, seed=1)))
     assert here != start_cache.path(str(tmp_path), tiny(num_envs=4, eval_episodes=3), task, keys)
+    assert here != start_cache.path(str(tmp_path), tiny(num_envs=4, audit_election=True), task,
+                                    keys)  # the audit's own starts are part of the file
     other = envs.make_task(tiny(env="ProbeConstant", num_envs=4))
     assert here != start_cache.path(str(tmp_path), config, other, keys)
     # only Warp resets are worth a file, and only with a cache directory

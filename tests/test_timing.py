@@ -1,6 +1,6 @@
 """Interleaved timing: the rounds, the chained carries, and ratios taken within rounds."""
 
-from mjx_cikd import timing
+from mjx_cikd.bench import timing
 
 
 def test_interleaved_timing_chains_each_carry_and_rotates_the_order_by_round():

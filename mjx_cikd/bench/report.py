@@ -1,5 +1,5 @@
-"""What a user sees of the benchmark (`mjx_cikd.benchmark`): its command line, the JSON it writes
-and the Markdown table it prints (also printed by scripts/profile.py).
+"""What a user sees of the benchmark (`benchmark`): its command line, the JSON it writes and the
+Markdown table it prints (also printed by scripts/profiler.py).
 
     python scripts/benchmark.py --env CheetahRun --impl warp --num_envs 256,2048 \\
         --ensemble_sizes 1,3 --out bench.json
@@ -17,7 +17,11 @@ import math
 import pathlib
 import sys
 
-from mjx_cikd import benchmark
+import numpy as np
+
+from mjx_cikd import envs
+from mjx_cikd.bench import benchmark
+from mjx_cikd.config import ConfigError, coerce, config_from_args
 
 
 def _fmt(value, kind: str) -> str:
@@ -80,8 +84,6 @@ def markdown(result: dict) -> str:
 
 
 def _int_list(text: str, flag: str) -> list[int]:
-    from mjx_cikd.config import ConfigError
-
     try:
         values = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
@@ -98,8 +100,6 @@ def pop_flag(argv: list[str], name: str) -> tuple[list[str], str | None]:
         arg = argv[i]
         if arg == f"--{name}":
             if i + 1 >= len(argv):
-                from mjx_cikd.config import ConfigError
-
                 raise ConfigError(f"argument --{name}: expected one argument")
             value, i = argv[i + 1], i + 2
             continue
@@ -127,8 +127,6 @@ def _bench_flags(parser: argparse.ArgumentParser) -> None:
 def parse(argv: list[str] | None):
     """-> (base Config, num_envs list, bench args). `--num_envs` takes a comma list here; the
     first value is handed to the Config (so its validation sees a real N)."""
-    from mjx_cikd.config import ConfigError, coerce, config_from_args
-
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, num_envs_text = pop_flag(argv, "num_envs")
     num_envs = _int_list(num_envs_text, "num_envs") if num_envs_text is not None else None
@@ -145,12 +143,8 @@ def parse(argv: list[str] | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mjx_cikd.config import ConfigError
-
     try:
         base, num_envs, args = parse(argv)
-        from mjx_cikd import envs
-
         envs.resolve_impl(base.env, base.impl)
         for n in num_envs:  # every configuration is valid before anything is compiled
             for k in args.ensemble_sizes:
@@ -172,13 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _json_default(value):
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-    except ImportError:
-        pass
+    if isinstance(value, np.generic):
+        return value.item()
     if dataclasses.is_dataclass(value):
         return dataclasses.asdict(value)
     return str(value)

@@ -1,15 +1,15 @@
 """Time to the first step of a fresh process, with a cold and then a warm persistent compilation
-cache (issue 5, goal 4: the cache should halve it).
+cache.
 
-`cache_check(config)` launches `python -m mjx_cikd.first_step` twice on one cache directory: the
-first process fills it, the second reads it. Each child builds the config's task, compiles (or
-loads) init and one chunk with `run.build`, initialises and runs that chunk, and reports the wall
-time from its launch to the end of the chunk, with the stages that make it up: interpreter and
-imports, task (model load), compilation (tracing and lowering included: the cache skips only
-XLA's compile), init (env resets, buffer allocation) and the chunk itself. The cache directory
-holds XLA's executables and, under MuJoCo Warp, the env starts (`start_cache`): the compile
-stage differs between the two processes, and under Warp the init stage too (and the warm
-process compiles no reset).
+`cache_check(config)` launches `python -m mjx_cikd.bench.first_step` twice on one cache
+directory: the first process fills it, the second reads it. Each child builds the config's task,
+compiles (or loads) init and one chunk with `run.build`, initialises and runs that chunk, and
+reports the wall time from its launch to the end of the chunk, with the stages that make it up:
+interpreter and imports, task (model load), compilation (tracing and lowering included: the
+cache skips only XLA's compile), init (env resets, buffer allocation) and the chunk itself.
+The cache directory holds XLA's executables and, under MuJoCo Warp, the env starts
+(`start_cache`): the compile stage differs between the two processes, and under Warp the init
+stage too (and the warm process compiles no reset).
 """
 
 from __future__ import annotations
@@ -23,7 +23,17 @@ import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+import jax
+
+import mjx_cikd
+from mjx_cikd import envs
+from mjx_cikd.config import from_dict
+from mjx_cikd.run import build, enable_compile_cache, seed_keys
+from mjx_cikd.trainer import make_train
+
+# the folder that holds the package: the child imports the very code the parent runs, installed
+# or not
+PACKAGE_PARENT = pathlib.Path(mjx_cikd.__file__).resolve().parent.parent
 FIELDS = ("first_step_cold_s", "first_step_warm_s", "first_step_ratio")
 STAGES = ("startup_s", "task_s", "compile_s", "init_s", "chunk_s")
 
@@ -32,12 +42,13 @@ def first_step(config, cache_dir: str, timeout: float = 1800) -> dict:
     """One fresh process on `config` with the persistent cache in `cache_dir` -> its timings:
     `first_step_s` (launch to the end of the first chunk) and the STAGES that sum to it."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT),
+                                                       env.get("PYTHONPATH")]))
     launched = time.time()
     proc = subprocess.run(
-        [sys.executable, "-m", "mjx_cikd.first_step", cache_dir,
+        [sys.executable, "-m", "mjx_cikd.bench.first_step", cache_dir,
          json.dumps(config.to_dict()), repr(launched)],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        check=False, env=env, capture_output=True, text=True, timeout=timeout)
     process_s = time.time() - launched
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -47,13 +58,6 @@ def first_step(config, cache_dir: str, timeout: float = 1800) -> dict:
 
 
 def _child(cache_dir: str, config_json: str, launched: str) -> int:
-    import jax
-
-    from mjx_cikd import envs
-    from mjx_cikd.config import from_dict
-    from mjx_cikd.run import build, enable_compile_cache, seed_keys
-    from mjx_cikd.trainer import make_train
-
     marks = [time.time()]
     config = from_dict(json.loads(config_json))
     enable_compile_cache(cache_dir)

@@ -3,8 +3,9 @@
 A measurement is a `Timed`: a call `fn(*carry) -> carry` chained from call to call. All of them
 are warmed up first, then timed in rounds, each round calling every measurement once, so that
 the machine's slow drift (other tenants, clocks) lands on the measurements of a round alike.
-Ratios are taken within each round (`per_round`) and their median is reported: on this
-project's CPU the same computation timed in two separate blocks moved by up to 30%.
+Ratios are taken within each round (`per_round`) and their median is reported, because the same
+computation timed in two separate blocks can move by as much as the differences being measured
+(docs/benchmarks.md, "How it is timed").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Profile a config: a few chunks of the real loop under `jax.profiler`, and the phase breakdown.
 
-    python scripts/profile.py --env CartpoleSwingup --num_envs 256 --chunks 3 --trace_dir prof/
+    python scripts/profiler.py --env CartpoleSwingup --num_envs 256 --chunks 3 --trace_dir prof/
     tensorboard --logdir prof/     # Profile tab (tensorboard-plugin-profile), or xprof prof/
 
 The trace covers `--chunks` chunks after one warm-up chunk (so compilation is not in it). The
@@ -9,13 +9,14 @@ table that follows times the parts of the same config alone (simulation, updates
 distillation phase) and the loop, as `scripts/benchmark.py` does, with `loop_efficiency`.
 """
 
-import pathlib
 import sys
 
-# sys.path[0] is scripts/, where this file would shadow the standard library's `profile`
-sys.path[0] = str(pathlib.Path(__file__).resolve().parent.parent)
+import jax
 
-from mjx_cikd.config import ConfigError, config_from_args  # noqa: E402
+from mjx_cikd import envs
+from mjx_cikd.bench import benchmark, report
+from mjx_cikd.config import ConfigError, config_from_args
+from mjx_cikd.run import build, enable_compile_cache, seed_keys
 
 
 def _flags(parser):
@@ -27,19 +28,12 @@ def _flags(parser):
 def main(argv=None) -> int:
     try:
         config, args = config_from_args(argv, extra=_flags)
-        from mjx_cikd import envs
-
         envs.resolve_impl(config.env, config.impl)
         if args.chunks < 1:
             raise ConfigError("--chunks must be >= 1")
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    import jax
-
-    from mjx_cikd import benchmark, benchmark_report
-    from mjx_cikd.run import build, enable_compile_cache, seed_keys
-
     enable_compile_cache(config.compile_cache)
     compiled = build(config)
     state, sched = compiled.init(seed_keys(config)), compiled.trainer.schedule()
@@ -57,9 +51,7 @@ def main(argv=None) -> int:
     rows, tasks = benchmark.measure_configs(config, [(config.num_envs, k)],
                                             algos={k: (config.algo,)}, iters=iters,
                                             repeats=args.repeats)
-    result = {**benchmark.describe(), "env": config.env, "impl": tasks[config.num_envs].impl,
-              "repeats": args.repeats, "rows": rows, "cache_check": None}
-    print(benchmark_report.markdown(result))
+    print(report.markdown(benchmark.record(config, rows, tasks, args.repeats)))
     return 0
 
 

@@ -1,0 +1,218 @@
+"""Curves, tables and figures from run directories (mjx_cikd.analysis, scripts/plot.py), rliable's
+aggregates (mjx_cikd.stats), and the election audit, all on synthetic metrics.jsonl files."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from mjx_cikd import analysis, stats
+from mjx_cikd.experiments import VariantRecord
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+STEPS = [100, 200, 300]
+
+
+def _write_run(run_dir, returns, record=None, extra=()):
+    """A run directory: `returns` [S, T, K] as eval records at STEPS, a variant record, and any
+    `extra` records (e.g. distill)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = [dict(event="eval", seed=s, env_steps=t, returns=list(returns[s][i]),
+                 best=max(returns[s][i])) for s in range(len(returns))
+            for i, t in enumerate(STEPS)]
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for row in [*rows, *extra]:
+            f.write(json.dumps(row) + "\n")
+    if record is not None:
+        record.write(run_dir)
+    return run_dir
+
+
+def _record(variant, order, baseline, k=1, set_name="demo", curves="best", task="ProbeTarget"):
+    return VariantRecord(set=set_name, task=task, variant=variant, set_title="a demo set",
+                         curves=curves, task_order=0, order=order, baseline=baseline,
+                         algo="sac" if baseline else "cikd", ensemble_size=k, widths=(32,) * k,
+                         member_labels=tuple(f"m{i}" for i in range(k)), seeds=2)
+
+
+def _demo_runs(root):
+    """A baseline reaching 3 at 300 steps, and a CIKD variant whose best member reaches 2, 4, 5."""
+    base = [[[1.0], [2.0], [3.0]], [[1.0], [2.0], [3.2]]]
+    cikd = [[[2.0, 0.0], [4.0, 1.0], [5.0, 1.0]], [[2.0, 1.0], [3.0, 4.0], [5.4, 1.0]]]
+    _write_run(root / "demo" / "ProbeTarget" / "base", base, _record("Base", 0, True))
+    _write_run(root / "demo" / "ProbeTarget" / "cikd", cikd,
+               _record("CIKD", 1, False, k=2, curves="best+worst"))
+
+
+def _rows(table, first="| ProbeTarget |"):
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
+            if line.startswith(first)]
+
+
+# --------------------------------------------------------------------------------------
+# rliable
+
+
+def test_iqm_is_the_trimmed_mean_and_its_interval_holds_it():
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])
+    out = stats.iqm_ci({"a": x[:, None]}, reps=500)
+    iqm, low, high = out["a"]
+    assert iqm == pytest.approx(np.mean(np.sort(x)[2:6]))  # the middle half: 2, 3, 4, 5
+    assert iqm == pytest.approx(scipy.stats.trim_mean(x, 0.25))
+    assert low <= iqm <= high and high - low > 0
+    # reproducible, and numpy's global generator is left where it was
+    np.random.seed(7)
+    before = np.random.random()
+    np.random.seed(7)
+    assert stats.iqm_ci({"a": x[:, None]}, reps=500) == out
+    assert np.random.random() == before
+
+
+def test_probability_of_improvement_of_a_dominating_variant_is_near_one():
+    rng = np.random.default_rng(0)
+    low, high = rng.normal(0, 1, (10, 1)), rng.normal(10, 1, (10, 1))
+    out = stats.improvement_ci({"up": (high, low), "down": (low, high), "same": (low, low)},
+                               reps=500)
+    assert out["up"][0] == pytest.approx(1.0) and out["up"][1] > 0.9
+    assert out["down"][0] == pytest.approx(0.0)
+    assert out["same"][0] == pytest.approx(0.5)
+    # against the definition: the share of pairs (x, y) with x > y
+    x, y = np.array([[1.0], [3.0], [5.0]]), np.array([[2.0], [4.0]])
+    p = stats.improvement_ci({"xy": (x, y)}, reps=200)["xy"][0]
+    assert p == pytest.approx(np.mean(x[:, None, 0] > y[None, :, 0]))
+
+
+def test_improvement_pairs_compare_cikd_with_each_baseline_or_with_the_first_variant():
+    s = {(t, v): np.arange(3.0) for t in ("A", "B") for v in ("sac", "ens", "cikd")}
+    pairs = stats.improvement_pairs(["A", "B"], s, {"sac": True, "ens": True, "cikd": False})
+    assert set(pairs) == {(t, "cikd", y) for t in ("A", "B", "all tasks") for y in ("sac", "ens")}
+    assert pairs["all tasks", "cikd", "sac"][0].shape == (3, 2)
+    only = stats.improvement_pairs(["A"], s, {"cikd": False, "ens": False})
+    assert set(only) == {("A", "ens", "cikd")}
+
+
+# --------------------------------------------------------------------------------------
+# curves and tables
+
+
+def test_curves_tables_and_steps_to_threshold(tmp_path):
+    _demo_runs(tmp_path)
+    runs = analysis.find_runs(tmp_path)
+    assert [r.record.variant for r in runs] == ["Base", "CIKD"]
+    curves = [c for r in runs for c in analysis.curves_of(r)]
+    assert [(c.variant, c.kind) for c in curves] == [("Base", "best"), ("CIKD", "best"),
+                                                     ("CIKD", "worst")]
+    np.testing.assert_allclose(curves[1].band.mean, [2.0, 4.0, 5.2])
+    np.testing.assert_allclose(curves[2].band.mean, [0.5, 2.0, 1.0])
+
+    def reach(table):
+        return {(r[1], r[2]): r[7] for r in _rows(table)
+                if len(r) == 8 and r[2] in ("best member", "worst member")}
+
+    table = "\n".join(analysis.final_table(runs))  # to the baseline's final return, 3.1
+    assert reach(table) == {("Base", "best member"): "300", ("CIKD", "best member"): "200",
+                            ("CIKD", "worst member"): "—"}
+    assert "best baseline Base, final return 3.1" in table
+    assert reach("\n".join(analysis.final_table(runs, 4.5)))[("CIKD", "best member")] == "300"
+    given = reach("\n".join(analysis.final_table(runs, {"ProbeTarget": 1.5})))
+    assert given[("Base", "best member")] == "200" and given[("CIKD", "best member")] == "100"
+
+    aggregate = "\n".join(analysis.aggregate_table(runs, reps=200))
+    iqm = {r[1]: float(r[3]) for r in _rows(aggregate) if len(r) == 5 and r[2] == "2"}
+    assert iqm == pytest.approx({"Base": 3.1, "CIKD": 5.2})  # two seeds: the IQM is the mean
+    (p,) = [r for r in _rows(aggregate) if r[1:3] == ["CIKD", "Base"]]
+    assert float(p[3]) == pytest.approx(1.0)
+
+
+def test_plot_writes_figure_and_table_per_set_with_a_threshold_flag(tmp_path):
+    runs, figs = tmp_path / "runs", tmp_path / "figs"
+    _demo_runs(runs)
+    # a run without variant.json: named by its last three directories
+    _write_run(runs / "other" / "ProbeTarget" / "plain", [[[1.0], [1.0], [1.0]]])
+    proc = subprocess.run([sys.executable, ROOT / "scripts" / "plot.py", runs, "--out", figs,
+                           "--threshold", "ProbeTarget=4.5"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("demo.png", "other.png"):
+        assert (figs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (figs / "demo.md").read_text()
+    assert table.startswith("# demo: a demo set")
+    assert "Steps to the threshold" in table and "threshold 4.5 (given)" in table
+    assert not (figs / "demo-election.png").exists() and "Election audit" not in table
+    other = _rows((figs / "other.md").read_text())
+    assert other[0][1:3] == ["plain", "best member"]
+
+
+# --------------------------------------------------------------------------------------
+# the election audit
+
+
+def _phase(seed, step, teacher, audit, train_returns, reward_rate, ran=True):
+    best = int(np.argmax(audit))
+    return dict(event="distill", seed=seed, env_steps=step, ran=ran, teacher=teacher,
+                metric="train_returns", statistic=train_returns, audit=audit,
+                hit=teacher == best, regret=max(audit) - audit[teacher],
+                train_returns=train_returns, reward_rate=reward_rate, staleness=[0.0] * 3)
+
+
+AUDIT = [
+    _phase(0, 100, 0, [1, 5, 3], [2, 1, 0], [0, 9, 1]),  # statistic misses, reward rate hits
+    _phase(0, 200, 1, [4, 2, 3], [None, 1, 1], [5, 0, 0]),  # NaN loses, tie to the lowest
+    _phase(0, 300, 0, [0, 0, 0], [None] * 3, [None] * 3, ran=False),  # no teacher: not counted
+    _phase(1, 100, 1, [3, 3, 1], [1, 2, 0], [0, 0, 5]),  # a tie in the audit: index 0 is best
+    _phase(1, 200, 2, [1, 2, 6], [0, 0, 9], [9, 0, 0]),
+]
+
+
+def test_election_summary_scores_the_teacher_and_every_statistic(tmp_path):
+    run_dir = _write_run(tmp_path / "run", [[[1.0] * 3] * 3] * 2, extra=AUDIT)
+    s = analysis.election_summary(run_dir)
+    assert s["metric"] == "train_returns" and s["members"] == 3
+    assert s["random_hit_rate"] == pytest.approx(1 / 3)
+
+    def scores(part):
+        return {k: (v["hit_rate"], v["mean_regret"]) for k, v in part.items() if k != "phases"}
+
+    assert s["seeds"][0]["phases"] == 2 and s["seeds"][1]["phases"] == 2
+    assert scores(s["seeds"][0]) == {"teacher": (0.0, 3.0), "train_returns": (0.0, 3.0),
+                                     "reward_rate": (1.0, 0.0), "statistic": (0.0, 3.0)}
+    assert scores(s["seeds"][1]) == {"teacher": (0.5, 0.0), "train_returns": (0.5, 0.0),
+                                     "reward_rate": (0.0, 3.5), "statistic": (0.5, 0.0)}
+    assert s["overall"]["phases"] == 4
+    assert scores(s["overall"]) == {"teacher": (0.25, 1.5), "train_returns": (0.25, 1.5),
+                                    "reward_rate": (0.5, 1.75), "statistic": (0.25, 1.5)}
+    assert analysis.election_summary(_write_run(tmp_path / "plain", [[[1.0]] * 3])) is None
+
+
+def test_election_plot_and_table_for_audited_runs(tmp_path):
+    runs, figs = tmp_path / "runs", tmp_path / "figs"
+    figs.mkdir()
+    audited = _write_run(runs / "election" / "ProbeTarget" / "a", [[[1.0] * 3] * 3] * 2,
+                         _record("SAC-CIKD (train returns)", 0, False, k=3, set_name="election"),
+                         extra=AUDIT)
+    plain = _write_run(runs / "election" / "ProbeTarget" / "b", [[[1.0] * 3] * 3] * 2,
+                       _record("SAC-CIKD (eval)", 1, False, k=3, set_name="election"))
+    png = analysis.plot_election([audited, plain], figs / "x.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert analysis.plot_election([plain], figs / "y.png") is None
+    paths = analysis.report_set("election", analysis.find_runs(runs), figs)
+    assert [p.name for p in paths] == ["election.png", "election.md", "election-election.png"]
+    table = (figs / "election.md").read_text()
+    assert "## Election audit" in table
+    (row,) = _rows(table, "| ProbeTarget / SAC-CIKD (train returns) |")
+    assert row[1:4] == ["train_returns", "4", "0.25 / 1.5 (4)"] and row[5] == "0.5 / 1.75 (4)"
+    assert row[-1] == "0.3333"
+
+
+def test_a_statistic_is_scored_only_where_it_had_a_value():
+    audit = [[1.0, 5.0, 3.0], [4.0, 2.0, 3.0], [0.0, 1.0, 9.0]]
+    nan = float("nan")
+    # train_returns has no value yet in the first two phases (staggered first episodes)
+    scores = stats.election_scores(audit, [True, True, True], [0.0, 0.0, 0.0],
+                                   {"train_returns": [[nan] * 3, [nan] * 3, [9.0, 0.0, 1.0]]})
+    assert scores["train_returns"] == {"phases": 1, "hit_rate": 0.0, "mean_regret": 9.0}
+    assert scores["teacher"]["phases"] == 3 and scores["teacher"]["hit_rate"] == 1.0
