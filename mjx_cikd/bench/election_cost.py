@@ -33,19 +33,20 @@ def measure(config, repeats: int = 5) -> dict:
     task = envs.make_task(config)
     trainer = make_train(config, task)
     keys = seed_keys(config)
-    members = jax.jit(jax.vmap(trainer.ensemble.init))(keys)
-    norm = jax.jit(jax.vmap(trainer.init))(keys).norm
-    evaluate = jax.jit(jax.vmap(lambda m, nrm, key: trainer.evaluate(m, nrm, key)))
+    state = jax.jit(jax.vmap(trainer.init))(keys)
+    members, norm, start = state.members, state.norm, state.eval_start
+    # as in the loop: under Warp from the fixed evaluation starts, under MJX-JAX from a reset
+    evaluate = jax.jit(jax.vmap(trainer.evaluate))
 
     def one_evaluation(key, _):  # the returns stay in the carry: the timing waits for them
         return jax.vmap(jax.random.fold_in, in_axes=(0, None))(key, 1), evaluate(members, norm,
-                                                                                 key)
+                                                                                 key, start)
 
     # the loop without phases, updating from its first step
     plain = replace(config, algo="ensemble", learning_starts=0, audit_election=False,
                     log_every=LOOP_ITERS * config.num_envs, eval_every=2**30,
                     checkpoint_every=0, compile_cache="")
-    first = evaluate(members, norm, keys)
+    first = evaluate(members, norm, keys, start)
     times = time_interleaved({"evaluation": Timed(one_evaluation, (keys, first)),
                               "loop": parts.loop(plain, task)}, repeats)
     iteration = [t / LOOP_ITERS for t in times["loop"]]
