@@ -124,10 +124,9 @@ def make_phase(config: Config, ensemble: Ensemble):
                 new_opts.append(o)
             return tuple(new_params), tuple(new_opts)
 
-        if config.distill_epochs > 0:  # a loop of dynamic length
-            params, _ = jax.lax.fori_loop(0, steps, step, (params, opts))
-        else:
-            params, _ = jax.lax.fori_loop(0, config.distill_steps, step, (params, opts))
+        # a fixed D stays a static trip count (a scan); epochs make a loop of dynamic length
+        bound = steps if config.distill_epochs > 0 else config.distill_steps
+        params, _ = jax.lax.fori_loop(0, bound, step, (params, opts))
         new_members = []
         for m, (actor, critic) in zip(members, params):
             if not learn_policy:  # bit-for-bit: the untouched part never goes through Adam

@@ -20,8 +20,11 @@ best member's softmax weight softmax(R / temperature) reaches a threshold
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 
@@ -130,3 +133,16 @@ def softmax_weights(scores: jax.Array, temperature: float) -> jax.Array:
 def ada_wants_phase(scores: jax.Array, temperature: float, threshold: float) -> jax.Array:
     """The authors' adaptive schedule: distil when one member's softmax weight >= threshold."""
     return (softmax_weights(scores, temperature).max() >= threshold) & (~jnp.isnan(scores)).any()
+
+
+def audit_score(audit, chosen) -> tuple[np.ndarray, np.ndarray]:
+    """On the host, against the audit ([K], or [P, K] for P phases): whether the `chosen` member
+    was the audited best (argmax, NaN never, ties to the lowest index) and its regret, the best
+    audited return minus the chosen member's."""
+    audit = np.asarray(audit, dtype=np.float64)
+    chosen = np.asarray(chosen, dtype=np.int64)
+    picked = np.take_along_axis(audit, chosen[..., None], axis=-1)[..., 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a phase with no audit at all: NaN
+        regret = np.nanmax(audit, axis=-1) - picked
+    return chosen == np.argmax(np.where(np.isnan(audit), -np.inf, audit), axis=-1), regret

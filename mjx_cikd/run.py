@@ -21,10 +21,11 @@ import mujoco
 import numpy as np
 from tqdm import tqdm
 
-from mjx_cikd import checkpoint, envs, replay, start_cache
+from mjx_cikd import checkpoint, election, envs, replay, start_cache
 from mjx_cikd.config import Config, ceil_div
 from mjx_cikd.logger import RunLogger
 from mjx_cikd.trainer import ChunkLog, Schedule, Starts, Trainer, TrainState, make_train
+
 
 def enable_compile_cache(path: str) -> None:
     """Persistent XLA compilation cache: a second identical run skips compilation."""
@@ -156,9 +157,8 @@ def phase_record(config: Config, p, seed: int, env_steps: int) -> dict:
         row[name] = getattr(s, name)
         row[f"mean_{name}"] = _student_mean(getattr(s, name), teacher)
     if config.audit_election and teacher >= 0:
-        audit = np.asarray(p.audit)
-        row.update(audit=audit, hit=bool(np.argmax(audit) == teacher),
-                   regret=float(audit.max() - audit[teacher]))
+        hit, regret = election.audit_score(p.audit, teacher)
+        row.update(audit=p.audit, hit=bool(hit), regret=float(regret))
     return row
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from rliable import library as rl_library
 from rliable import metrics as rl_metrics
 
+from mjx_cikd.election import audit_score
+
 
 class Band(NamedTuple):
     mean: np.ndarray  # the mean over seeds
@@ -143,13 +145,7 @@ def elect(statistic) -> np.ndarray:
 def hit_regret(chosen, audit) -> tuple[np.ndarray, np.ndarray]:
     """chosen [P] member indices, audit [P, K] true returns -> per phase: whether the chosen
     member had the best true return, and how much return it fell short of the best by."""
-    audit = np.asarray(audit, dtype=np.float64)
-    chosen = np.asarray(chosen, dtype=np.int64)
-    picked = np.take_along_axis(audit, chosen[:, None], axis=-1)[:, 0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a phase with no audit at all: NaN
-        regret = np.nanmax(audit, axis=-1) - picked
-    return chosen == elect(audit), regret
+    return audit_score(audit, chosen)
 
 
 DECIDED = "teacher"  # the score of the member the election actually chose

@@ -87,3 +87,11 @@ def test_ada_schedule_distils_only_when_one_member_dominates():
     assert not bool(election.ada_wants_phase(scores, 1.0, 0.9))
     assert not bool(election.ada_wants_phase(scores, 10.0, 0.8))  # a higher temperature flattens
     assert not bool(election.ada_wants_phase(jnp.full(3, jnp.nan), 1.0, 0.1))
+
+
+def test_audit_score_is_hit_and_regret_against_the_audited_best():
+    hit, regret = election.audit_score([3.0, 7.0, 5.0], 2)
+    assert not hit and regret == 2.0
+    hit, regret = election.audit_score([[4.0, 4.0, 1.0], [np.nan, 2.0, 1.0]], [1, 1])
+    np.testing.assert_array_equal(hit, [False, True])  # a tie goes to the lowest index
+    np.testing.assert_array_equal(regret, [0.0, 0.0])  # ... and costs nothing
