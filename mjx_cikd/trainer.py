@@ -312,12 +312,13 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
             lambda s: jnp.full(k, jnp.nan), state)
 
         since = sched.since_phase + (learning if config.interval_in_updates else 1)
-        due = jnp.asarray(False)
         if config.phases_on:
             due = (since >= config.phase_period) & (steps_after >= config.distill_warmup)
-        audit_key = jax.random.fold_in(eval_key, 1)  # apart from the evaluation's own draws
-        state, outcome = jax.lax.cond(due, do_phase, skip_phase, state, sched.phases, k_phase,
-                                      audit_key)
+            audit_key = jax.random.fold_in(eval_key, 1)  # apart from the evaluation's draws
+            state, outcome = jax.lax.cond(due, do_phase, skip_phase, state, sched.phases,
+                                          k_phase, audit_key)
+        else:  # sac and ensemble have no phase points: no phase to trace or compile
+            due, outcome = jnp.asarray(False), PhaseOutcome.skipped(k)
 
         sched = Schedule(iteration=sched.iteration + 1, since_phase=jnp.where(due, 0, since),
                          phases=sched.phases + due)
