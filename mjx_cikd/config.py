@@ -66,7 +66,7 @@ class Config:
     hidden_width: int = 256
     hidden_layers: int = 2
     # the actor's log-std: smooth (a tanh squash into [-5, 2], gradients alive at the edges) |
-    # clip (the authors' hard clip into [-20, 2])
+    # clip (the authors' hard clip into [-20, 2], train_ensemble_sac.py:82)
     log_std_bounds: str = "smooth"
     return_window: int = 5  # M: R_k is the mean of member k's last M training returns
     # --- SAC (Haarnoja et al. 2018, Table 1, unless the parallel setting says otherwise) ----
@@ -113,7 +113,7 @@ class Config:
     ada_threshold: float = 0.8
     # policy selection at each episode start (after learning_starts): uniform | softmax over
     # R_k / temperature | eps_greedy (epsilon decays linearly from 1 to selection_epsilon over
-    # selection_epsilon_steps env steps, as the authors' default schedule)
+    # selection_epsilon_steps env steps, the authors' default: train_ensemble_sac.py:169)
     policy_selection: str = "uniform"
     selection_temperature: float = 1.0
     selection_epsilon: float = 0.1

@@ -4,9 +4,10 @@ For every student k != k_t, gradient steps on batches of B_d buffer states minim
     L(phi_k, phi_kt) = E_{s~D}[ KL(pi_kt(.|s) || pi_k(.|s)) ]                      (Eq. 1)
 plus the critic distillation the paper adds for actor-critics: the l2 loss between the
 student's and the teacher's Q1 and Q2 on buffer (s, a) (`--distill_parts` keeps either alone, as
-the authors' `--cpo-distill-pi-only` / `--cpo-distill-q-only`). The KL of two tanh-squashed
-Gaussians equals the KL of their pre-tanh Gaussians (tanh is a bijection), so it is taken in
-closed form. Each phase starts a fresh Adam (as the authors do: `distill.py`, `train_bc_batch`).
+the authors' `--cpo-distill-pi-only` / `--cpo-distill-q-only`, train_ensemble_sac.py:334-385).
+The KL of two tanh-squashed Gaussians equals the KL of their pre-tanh Gaussians (tanh is a
+bijection), so it is taken in closed form. Each phase starts a fresh Adam (as the authors do:
+`distill.py:18-21`).
 
 Effort: D steps, or E passes over the filled buffer, ceil(E * filled / B_d) steps, a loop of
 dynamic length (the authors: 5 epochs at batch 256; they shuffle, here batches are drawn with

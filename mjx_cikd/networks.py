@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-CLIP_LOG_STD_MIN = -20.0  # the authors' hard clip is [-20, 2] (train_ensemble_sac.py, make_pi)
+CLIP_LOG_STD_MIN = -20.0  # the authors' hard clip is [-20, 2] (train_ensemble_sac.py:82)
 
 
 class MLP(nn.Module):

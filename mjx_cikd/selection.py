@@ -3,7 +3,7 @@
 `member[N]` says which member runs each env slot; a slot draws its member when it starts an
 episode. Acting computes all K members' actions and picks with a one-hot mask, so every shape is
 static. The draw (`--policy_selection`) is uniform (the paper's), or, as in the authors' code
-(`custom_train_agent_batch.py`, `parallel_train_agent_batch`), softmax over R_k / temperature or
+(`custom_train_agent_batch.py:169-207`), softmax over R_k / temperature or
 epsilon-greedy on R_k with epsilon decaying linearly; both only after the random warm-up (before
 it, uniform, as theirs before `start_weighted_size`).
 """

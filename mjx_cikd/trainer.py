@@ -7,7 +7,7 @@ One iteration (the unit of `lax.scan`), Algorithm 1 of the paper:
   point, a CIKD phase (election, then distillation) or the "(extra)" SAC updates.
 The evaluation comes before the phase, so a curve never measures a freshly distilled copy of the
 teacher (the authors' order: their evaluator runs at t = 20000 one step before the callback that
-distils at t = 20000, `custom_train_agent_batch.py`).
+distils at t = 20000, `custom_train_agent_batch.py:114-118, 152-153`).
 The schedule (iteration index, steps toward the next phase point) is carried unbatched: under a
 vmap over seeds, every `lax.cond` keeps a scalar predicate and runs one branch, never both.
 """
