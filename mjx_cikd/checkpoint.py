@@ -1,20 +1,30 @@
-"""Checkpoints of a whole run (every seed's state and the shared schedule) with
-orbax, so that `scripts/train.py --resume RUN_DIR` continues a run where it stopped.
+"""Checkpoints of a whole run (every seed's state and the shared schedule), with orbax's
+CheckpointManager, so that `scripts/train.py --resume RUN_DIR` continues a run where it stopped.
+
+Layout: RUN_DIR/checkpoints/<env steps>/{state, meta}. Orbax writes each step into a temporary
+directory and renames it into place once complete, so a kill during a save leaves the earlier
+steps intact and a half-written step is never read (`latest` lists complete steps only); the
+newest `keep` steps are kept. `meta` names what the state belongs to: the config as it decides
+the computation (`config.RESUMABLE` and `run_dir` left out), the task's implementation and the
+state's leaf shapes. `restore` refuses a checkpoint whose meta differs from the run that resumes
+it, naming the difference. Without the replay buffer (`--checkpoint_buffer false`) the buffer's
+leaves are not written; a restore then keeps the template's (empty) buffer.
 
 The state holds typed PRNG keys, which orbax cannot write: they travel as their raw key data.
-A checkpoint is written into a temporary directory and renamed, so a crash while saving leaves the
-previous one intact.
 """
 
 from __future__ import annotations
 
 import pathlib
-import shutil
+from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
-NAME = "checkpoint"
+from mjx_cikd.config import RESUMABLE, ConfigError
+
+DIR = "checkpoints"
 
 
 def is_key(x) -> bool:
@@ -22,49 +32,155 @@ def is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _to_data(tree) -> dict:
-    """Leaves by position, keys as raw data; empty leaves (Warp has some) are not written."""
-    leaves = jax.tree.leaves(tree)
-    return {str(i): jax.random.key_data(x) if is_key(x) else x
-            for i, x in enumerate(leaves) if x.size > 0}
-
-
-def _from_data(data: dict, like):
-    leaves, treedef = jax.tree.flatten(like)
+def _leaves(state, with_buffer: bool) -> list[tuple[str, Any]]:
+    """(path, leaf) of the state's leaves that a checkpoint holds: not the empty ones (Warp has
+    some), and not the replay buffer's unless `with_buffer`."""
     out = []
-    for i, ref in enumerate(leaves):
-        x = data.get(str(i), ref)
-        out.append(jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref))
-                   if is_key(ref) and str(i) in data else x)
-    return jax.tree.unflatten(treedef, out)
+    for path, x in jax.tree_util.tree_leaves_with_path(state):
+        name = jax.tree_util.keystr(path)
+        if np.prod(x.shape) == 0 or (not with_buffer and name.startswith(".buffer")):
+            continue
+        out.append((name, x))
+    return out
 
 
-def path(run_dir: str | pathlib.Path) -> pathlib.Path:
-    return pathlib.Path(run_dir).resolve() / NAME
+def _raw(x):
+    """A key's raw data (as shapes, for a template from `jax.eval_shape`); other leaves as is."""
+    if not is_key(x):
+        return x
+    return (jax.eval_shape(jax.random.key_data, x) if isinstance(x, jax.ShapeDtypeStruct)
+            else jax.random.key_data(x))
 
 
-def exists(run_dir) -> bool:
-    return (path(run_dir) / "_CHECKPOINT_METADATA").exists() or path(run_dir).is_dir()
+def _to_data(state, with_buffer: bool) -> dict:
+    return {name: _raw(x) for name, x in _leaves(state, with_buffer)}
 
 
-def save(run_dir, state, schedule) -> None:
-    final = path(run_dir)
-    tmp = final.with_name(NAME + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tree = {"state": _to_data(state), "schedule": tuple(schedule)}
-    ckpt = ocp.StandardCheckpointer()
-    ckpt.save(tmp, tree)
-    ckpt.wait_until_finished()
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+def _shapes(state, with_buffer: bool) -> dict[str, str]:
+    return {name: f"{x.dtype}{list(x.shape)}" for name, x in _leaves(state, with_buffer)}
 
 
-def restore(run_dir, state_like, schedule_like):
-    """-> (state, schedule), shaped like the given templates."""
-    target = {"state": _to_data(state_like), "schedule": tuple(schedule_like)}
-    tree = ocp.StandardCheckpointer().restore(path(run_dir), target)
-    state = _from_data(tree["state"], state_like)
-    schedule = type(schedule_like)(*tree["schedule"])
-    return state, schedule
+def describe(config, impl: str, state) -> dict:
+    """The meta of a checkpoint of `state` (a TrainState over seeds, or its shapes)."""
+    fields = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE + ("run_dir",)}
+    return dict(config=fields, impl=impl, buffer=config.checkpoint_buffer,
+                shapes=_shapes(state, config.checkpoint_buffer))
+
+
+def path(run_dir) -> pathlib.Path:
+    return pathlib.Path(run_dir).resolve() / DIR
+
+
+def _manager(run_dir, keep: int | None = None) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=False)
+    return ocp.CheckpointManager(path(run_dir), options=options, item_names=("state", "meta"))
+
+
+def _steps(run_dir) -> list[int]:
+    with _manager(run_dir) as manager:
+        return list(manager.all_steps())
+
+
+def latest(run_dir) -> int | None:
+    """The newest complete checkpoint's step (env steps per seed), or None."""
+    if not path(run_dir).is_dir():
+        return None
+    with _manager(run_dir) as manager:
+        return manager.latest_step()
+
+
+class Saved(NamedTuple):
+    step: int  # env steps per seed at the checkpoint
+    state: Any  # TrainState over seeds
+    schedule: Any  # trainer.Schedule
+    with_buffer: bool  # the replay buffer came from the checkpoint (else: the template's)
+
+
+def save(run_dir, step: int, state, schedule, meta: dict, keep: int) -> None:
+    """Write step `step` (replacing one of that number), then drop all but the newest `keep`."""
+    tree = {"state": _to_data(state, meta["buffer"]),
+            "schedule": {name: v for name, v in schedule._asdict().items()}}
+    with _manager(run_dir, keep) as manager:
+        if step in manager.all_steps():
+            manager.delete(step)
+        manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
+                                                   meta=ocp.args.JsonSave(meta)))
+        manager.wait_until_finished()
+
+
+def _difference(have: dict, want: dict) -> str | None:
+    """The first thing a checkpoint's meta says differently from the run that resumes it."""
+    if have.get("impl") != want["impl"]:
+        return (f"it was written by a run on impl={have.get('impl')}, this one resolves to "
+                f"impl={want['impl']} (pass --impl {have.get('impl')} to a fresh run, or resume on "
+                f"a machine that has it)")
+    fields = sorted(k for k in set(have.get("config", {})) | set(want["config"])
+                    if have.get("config", {}).get(k) != want["config"].get(k))
+    if fields:
+        k = fields[0]
+        return (f"its config differs in {', '.join(fields)} (e.g. {k}: checkpoint "
+                f"{have.get('config', {}).get(k)!r}, run {want['config'].get(k)!r})")
+    shapes = want["shapes"] if have.get("buffer") else _strip_buffer(want["shapes"])
+    for name in sorted(set(have.get("shapes", {})) | set(shapes)):
+        if have.get("shapes", {}).get(name) != shapes.get(name):
+            return (f"its state differs in shape at {name} (checkpoint "
+                    f"{have.get('shapes', {}).get(name)}, run {shapes.get(name)})")
+    return None
+
+
+def _strip_buffer(shapes: dict) -> dict:
+    return {k: v for k, v in shapes.items() if not k.startswith(".buffer")}
+
+
+def _read(run_dir, step: int, read):
+    """`read(manager)` on the checkpoint at `step`, orbax's failures as one ConfigError line."""
+    where = path(run_dir) / str(step)
+    try:
+        with _manager(run_dir) as manager:
+            return read(manager)
+    except ConfigError:
+        raise
+    except Exception as err:  # orbax / tensorstore: a truncated, corrupt or foreign step
+        first = (str(err).strip().splitlines() or [""])[0].split(" See full TensorStore")[0]
+        others = [s for s in _steps(run_dir) if s != step]
+        hint = (f"; the other complete checkpoint(s) {', '.join(map(str, others))} may be whole: "
+                f"move {where.name} away to resume from the newest of them" if others else "")
+        raise ConfigError(f"{where}: cannot read the checkpoint ({first[:160]}){hint}") from None
+
+
+def verify(run_dir, step: int, meta: dict) -> dict:
+    """The checkpoint's meta, or a ConfigError naming how it differs from this run's `meta`."""
+    have = _read(run_dir, step, lambda m: m.restore(
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta)
+    why = _difference(have or {}, meta)
+    if why:
+        raise ConfigError(f"{path(run_dir) / str(step)} is not this run's checkpoint: {why}")
+    return have
+
+
+def restore(run_dir, state_like, schedule_like, meta: dict, step: int | None = None) -> Saved:
+    """The newest complete checkpoint (or `step`), shaped like the templates; a ConfigError when
+    there is none, it cannot be read, or it belongs to another run (`meta`, from `describe`, is
+    this run's). Leaves it does not hold (empty ones; the buffer, if saved without) come from
+    the template, which must then be concrete."""
+    step = latest(run_dir) if step is None else step
+    if step is None:
+        raise ConfigError(f"{path(run_dir)}: no complete checkpoint")
+    with_buffer = bool(verify(run_dir, step, meta)["buffer"])
+    target = {"state": _to_data(state_like, with_buffer),
+              "schedule": {n: v for n, v in schedule_like._asdict().items()}}
+    tree = _read(run_dir, step, lambda m: m.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target))).state)
+    data = tree["state"]
+    flat, treedef = jax.tree_util.tree_flatten_with_path(state_like)
+    leaves = []
+    for p, ref in flat:
+        name = jax.tree_util.keystr(p)
+        x = data.get(name, ref)
+        if is_key(ref) and name in data:
+            x = jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref) if isinstance(
+                ref, jax.Array) else None)
+        leaves.append(x)
+    return Saved(step=int(step), state=jax.tree.unflatten(treedef, leaves),
+                 schedule=type(schedule_like)(**tree["schedule"]), with_buffer=with_buffer)

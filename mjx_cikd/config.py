@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import pathlib
 import sys
@@ -36,6 +37,7 @@ CHOICES = {
     "distill_target": ("soft", "hard"),
     "distill_schedule": ("fixed", "ada"),
     "policy_selection": ("uniform", "softmax", "eps_greedy"),
+    "on_nonfinite": ("stop", "rollback"),
 }
 
 
@@ -126,6 +128,12 @@ class Config:
     eval_episodes: int = 10  # per member, deterministic policy tanh(mean)
     run_dir: str = ""  # empty: runs/<env>-<algo>-<time>
     checkpoint_every: int = 200_000  # env steps between checkpoints (and one at the end); 0: end only
+    keep_checkpoints: int = 2  # the newest this many complete checkpoints are kept
+    checkpoint_buffer: bool = True  # false: without the replay buffer (a resume is not exact)
+    # a loss, parameter or return turned non-finite: stop (keeping the last good checkpoint) |
+    # rollback (restore it, the faulty seeds with a fresh key, at most max_rollbacks times)
+    on_nonfinite: str = "stop"
+    max_rollbacks: int = 3
     progress: bool = True
     compile_cache: str = "~/.cache/mjx_cikd/xla"  # persistent cache (XLA, Warp starts); "" off
     tensorboard: bool = True
@@ -174,13 +182,15 @@ class Config:
     def validate(self) -> "Config":
         positive = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
                     "hidden_layers", "return_window", "batch_size", "updates_per_step",
-                    "buffer_size", "distill_batch_size", "log_every", "eval_episodes")
+                    "buffer_size", "distill_batch_size", "log_every", "eval_episodes",
+                    "keep_checkpoints")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
         for name in ("episode_length", "learning_starts", "distill_warmup", "distill_steps",
                      "eval_every", "checkpoint_every", "distill_interval",
-                     "distill_interval_updates", "distill_epochs", "selection_epsilon_steps"):
+                     "distill_interval_updates", "distill_epochs", "selection_epsilon_steps",
+                     "max_rollbacks"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
         for name in ("actor_lr", "critic_lr", "alpha_lr", "distill_lr", "init_alpha",
@@ -280,7 +290,10 @@ def load_profile(name: str) -> dict:
         known = sorted(p.stem for p in profile_dir().glob("*.toml"))
         raise ConfigError(f"unknown profile {name!r}; known: {', '.join(known)}")
     with open(path, "rb") as f:
-        values = tomllib.load(f)
+        try:
+            values = tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:  # its message names the line and column
+            raise ConfigError(f"profile {path}: not valid TOML: {err}") from None
     types = field_types()
     unknown = sorted(set(values) - set(types))
     if unknown:
@@ -289,7 +302,13 @@ def load_profile(name: str) -> dict:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one clear line, exit code 2
+    def error(self, message):  # one clear line, exit code 2; an unknown flag's close names
+        if message.startswith("unrecognized arguments"):
+            known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            close = [difflib.get_close_matches(w.split("=")[0], known, n=1, cutoff=0.75)
+                     for w in message.split(": ", 1)[1].split() if w.startswith("--")]
+            hint = ", ".join(c[0] for c in close if c)
+            message += f" (did you mean {hint}?)" if hint else ""
         raise ConfigError(message)
 
 
@@ -297,7 +316,9 @@ def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None 
     parser = _Parser(description="mjx_cikd: SAC ensembles with CIKD on MJX", allow_abbrev=False)
     parser.add_argument("--profile", default=None, help="profiles/NAME.toml, overridden by flags")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR from its last checkpoint")
+                        help="continue the run in RUN_DIR from its newest checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --run_dir (refused without it)")
     for name, typ in field_types().items():
         default = getattr(Config, name, None)
         parser.add_argument(f"--{name}", default=None, metavar=typ.__name__.upper()
@@ -308,7 +329,10 @@ def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None 
     return parser
 
 
-RESUMABLE = ("total_steps", "progress", "tensorboard", "compile_cache", "checkpoint_every")
+# Fields that say how far a run goes and how it is carried out, never what it computes: a resumed
+# run may change them, and two runs that differ only in them (and run_dir) are one experiment.
+RESUMABLE = ("total_steps", "progress", "tensorboard", "compile_cache", "checkpoint_every",
+             "keep_checkpoints", "checkpoint_buffer", "on_nonfinite", "max_rollbacks")
 
 
 def parse_flags(argv: list[str] | None = None, extra=None):

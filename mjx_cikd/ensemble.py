@@ -48,6 +48,15 @@ class Ensemble(NamedTuple):
         """A pytree with a leading member axis [K, ...] -> one slice per group."""
         return [jax.tree.map(lambda x: x[np.array(g.members)], tree) for g in self.groups]
 
+    def finite(self, members: Members) -> jax.Array:
+        """[K] whether each member's parameters (actor, critic, temperature) are all finite."""
+        per_group = []
+        for m in members:
+            leaves = [jnp.isfinite(x).reshape(x.shape[0], -1).all(1)
+                      for x in jax.tree.leaves((m.actor, m.critic, m.log_alpha))]
+            per_group.append(jnp.stack(leaves).all(0))
+        return self._member_order(per_group)
+
     def policy(self, members: Members, obs: jax.Array):
         """Every member's (mean, log_std) on the same obs: [K, ..., A] each."""
         outs = [jax.vmap(g.sac.actor.apply, in_axes=(0, None))(m.actor, obs)

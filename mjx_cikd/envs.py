@@ -11,6 +11,7 @@ finished episode alongside the first observation of the next.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import io
 import logging
@@ -62,10 +63,28 @@ def task_names() -> tuple[str, ...]:
     return playground_tasks() + BRAX_TASKS + probes.PROBE_TASKS
 
 
+@functools.cache
+def _menagerie_tasks() -> tuple[str, ...]:
+    """Playground's locomotion and manipulation tasks: their robots come from MuJoCo Menagerie,
+    which Playground clones from GitHub on first use (not something every machine can reach)."""
+    from mujoco_playground import registry
+
+    return tuple(n for n in registry.ALL_ENVS if n not in playground_tasks())
+
+
 def check_task(name: str) -> None:
-    """A clear error for an unknown task, without building anything."""
-    if name not in task_names():
-        raise ConfigError(f"unknown task {name!r}; known: {', '.join(task_names())}")
+    """A clear error for an unknown task (with the close names), without building anything."""
+    if name in task_names():
+        return
+    if name in _menagerie_tasks():
+        raise ConfigError(f"task {name!r} is one of MuJoCo Playground's Menagerie tasks, whose "
+                          f"assets are fetched from GitHub and which mjx_cikd does not register; "
+                          f"use a DM Control task (e.g. CheetahRun) or a Brax one (e.g. hopper)")
+    close = difflib.get_close_matches(name, task_names(), n=3, cutoff=0.6)
+    close += [n for n in task_names() if n.lower() == name.lower() and n not in close]
+    hint = (f"did you mean {' or '.join(close)}?" if close
+            else f"known: {', '.join(task_names())}")
+    raise ConfigError(f"unknown task {name!r}; {hint}")
 
 
 def warp_available() -> bool:
@@ -133,6 +152,27 @@ class EnvState:
     first: Any = None  # Warp only: each env's own initial state, restored at every reset
 
 
+class StartLayout(NamedTuple):
+    """The first states one seed asks of its task: `num_envs` training envs (their time-limit
+    clocks staggered when `stagger`) and, where the task replays fixed starts, `eval_envs`
+    evaluation episodes (and as many again for the election audit when `audit`)."""
+
+    num_envs: int
+    eval_envs: int
+    audit: bool
+    stagger: bool
+
+
+class Starts(NamedTuple):
+    """A seed's first env states (`Task.starts`): its training envs and, where the task replays
+    fixed starts, its evaluation's and its audit's (drawn apart, so the audit never replays the
+    episodes the `eval` statistic played); None where every evaluation draws a fresh reset."""
+
+    env: EnvState
+    eval: EnvState | None = None
+    audit: EnvState | None = None
+
+
 class StepOut(NamedTuple):
     next_obs: jax.Array  # [N, obs] the observation the action led to (before any reset)
     reward: jax.Array  # [N]
@@ -158,6 +198,26 @@ class Task:
     episode_length: int = struct.field(pytree_node=False)
     _reset: Callable = struct.field(pytree_node=False)
     _step: Callable = struct.field(pytree_node=False)
+    # for playback's renderer (mjx_cikd.playback): the source's MuJoCo model and its control
+    # step in seconds; None for the probe tasks, which have neither
+    mj_model: Any = struct.field(pytree_node=False, default=None)
+    dt: float | None = struct.field(pytree_node=False, default=None)
+
+    @property
+    def fixed_starts(self) -> bool:
+        """Whether episodes restart from states drawn once (MuJoCo Warp), evaluations included."""
+        return self.impl == "warp"
+
+    def starts(self, env_key: jax.Array, eval_key: jax.Array, layout: StartLayout) -> Starts:
+        """A seed's first states, in one reset: the training envs' from `env_key`, and with fixed
+        starts the evaluation's from `eval_key` and the audit's from a key folded off it."""
+        batches = [jax.random.split(env_key, layout.num_envs)]
+        if self.fixed_starts:
+            batches.append(jax.random.split(eval_key, layout.eval_envs))
+            if layout.audit:
+                batches.append(jax.random.split(jax.random.fold_in(eval_key, 1),
+                                                layout.eval_envs))
+        return Starts(*self.reset_batches(*batches, stagger=layout.stagger))
 
     def reset(self, keys: jax.Array, stagger: bool = False) -> EnvState:
         """Fresh episodes. `stagger` starts each env's time-limit clock at a random step in
@@ -182,7 +242,7 @@ class Task:
                 t = jax.random.randint(jax.random.fold_in(keys[0], 1), t.shape, 0,
                                        self.episode_length)
             states.append(EnvState(inner=mine, obs=_clean(mine.obs), t=t,
-                                   first=mine if self.impl == "warp" else None))
+                                   first=mine if self.fixed_starts else None))
             start += size
         return tuple(states)
 
@@ -212,7 +272,7 @@ class Task:
             return stepped.replace(inner=inner, obs=_clean(inner.obs),
                                    t=jnp.where(done, 0, stepped.t))
 
-        if self.impl == "warp":
+        if self.fixed_starts:
             # no cond here: Warp's custom vmap also fails inside a cond whose predicate is
             # batched, as done.any() is under the seed vmap
             return restart(stepped, state.first), out
@@ -220,6 +280,13 @@ class Task:
         fresh = lambda s: restart(s, jax.vmap(self._reset)(  # noqa: E731
             jax.random.split(key, done.shape[0])))
         return jax.lax.cond(done.any(), fresh, lambda s: s, stepped), out
+
+
+def mjx_data(state: EnvState):
+    """The batched MJX Data of a MuJoCo task's state (Playground keeps it as `data`, Brax as
+    `pipeline_state`), e.g. to render it."""
+    inner = state.inner
+    return inner.data if hasattr(inner, "data") else inner.pipeline_state
 
 
 def _per_env(x: jax.Array, n: int) -> bool:
@@ -238,6 +305,7 @@ def make_task(config: Config) -> Task:
     """Build the task named by `config.env` with its implementation and time limit."""
     name = config.env
     impl = resolve_impl(name, config.impl)
+    mj_model = None
     if name in probes.PROBE_TASKS:
         env = probes.make(name)
         limit = env.episode_length
@@ -246,6 +314,7 @@ def make_task(config: Config) -> Task:
 
         env = brax.envs.get_environment(name, backend="mjx")
         limit = 1000
+        mj_model = env.sys.mj_model
     else:
         from mujoco_playground import registry
 
@@ -255,8 +324,10 @@ def make_task(config: Config) -> Task:
         if impl == "warp":
             _no_overflow_prints(env)
         limit = int(env._config.episode_length)
+        mj_model = env.mj_model
     if config.episode_length:
         limit = config.episode_length
     return Task(name=name, impl=impl, obs_size=int(env.observation_size),
                 action_size=int(env.action_size), episode_length=int(limit),
-                _reset=env.reset, _step=env.step)
+                _reset=env.reset, _step=env.step, mj_model=mj_model,
+                dt=None if mj_model is None else float(env.dt))

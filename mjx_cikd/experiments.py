@@ -13,6 +13,8 @@ Sets (the variant names are the legends):
   schedule   distillation at every phase point (fixed) or when the election is confident (ada)
   election   the statistic the election ranks (training returns, reward rate, evaluation), each
              audited against every member's true return before the phase
+  target     the students' targets after a phase: one soft step (the authors) or set to the new
+             critics (hard)
   cikd5      the 5-seed comparison: Vanilla-SAC, Ensemble-SAC, SAC-CIKD, SAC-CIKD (random teacher)
 
 Each (set, task, variant) is one run directory OUT/<set>/<task>/<variant-slug>/, trained in-process
@@ -39,6 +41,7 @@ import shutil
 import sys
 
 from mjx_cikd import config as config_lib
+from mjx_cikd import logger
 from mjx_cikd.config import Config, ConfigError
 
 PAPER_TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
@@ -139,6 +142,10 @@ SETS: dict[str, ExperimentSet] = {
         _cikd_variants("election_metric", {"train_returns": "train returns",
                                            "reward_rate": "reward rate", "eval": "eval"},
                        audit_election=True)),
+    "target": ExperimentSet(
+        "The students' target critics after a phase: one soft step, or a copy of the new critics",
+        "best+worst", _cikd_variants("distill_target", {"soft": "soft target",
+                                                        "hard": "hard target"})),
     "cikd5": ExperimentSet(
         "SAC-CIKD against its baselines and a random teacher", "best+worst", (
             Variant("Vanilla-SAC", _sac()),
@@ -148,9 +155,9 @@ SETS: dict[str, ExperimentSet] = {
 }
 
 # Fields that may differ between an existing run directory and the planned run without making
-# it a different experiment (total_steps: a longer run resumes the shorter one).
-IGNORED = ("run_dir", "progress", "tensorboard", "compile_cache", "checkpoint_every",
-           "total_steps")
+# it a different experiment: the ones a resume may change (total_steps: a longer run resumes the
+# shorter one), and where the run lives.
+IGNORED = ("run_dir",) + config_lib.RESUMABLE
 # The distillation, election and policy-selection fields: a baseline never reads them, so a
 # finished baseline stays the same experiment when only they change.
 DISTILL_FIELDS = tuple(name for name in config_lib.field_types() if name.startswith((
@@ -330,7 +337,7 @@ def _reused_from(run_dir: pathlib.Path) -> str | None:
 def _has_checkpoint(run_dir: pathlib.Path) -> bool:
     from mjx_cikd import checkpoint  # imports jax: see plan
 
-    return checkpoint.exists(run_dir)
+    return checkpoint.latest(run_dir) is not None
 
 
 def decide(p: Planned, out: pathlib.Path, reuse: bool) -> None:
@@ -375,12 +382,7 @@ def execute(p: Planned, index: int, total: int) -> None:
         p.record(_reused_from(p.run_dir)).write(p.run_dir)
         return
     if p.action in ("restart", "reuse"):  # what an unfinished, unresumable run left behind
-        for name in ("metrics.jsonl", "tb", "checkpoint"):
-            target = p.run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        logger.clear(p.run_dir)
     if p.action == "reuse":
         say(f"identical to the finished run {p.source}, its metrics copied")
         p.run_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,13 @@ episode length, the device and the libraries' versions (`run.run_facts`).
     (audited best minus the teacher's);
   - `run`: once, at the start and end: device, versions, compile time, totals; at the end the
     audited election's hit rate and mean regret over all seeds.
+  - `fault`: a loss, parameter or return turned non-finite: the env step, seed, member and
+    quantity; `rollback`: the checkpoint a run went back to after one, and the seeds given fresh
+    keys; `interrupted`: a run stopped by a signal, at which checkpoint.
 NaN (a member with no finished episode) is written as null.
+
+A directory that already holds a run is never written into by accident: `claim` refuses it
+unless the run is resumed or `--overwrite` says to replace it (then its files are removed first).
 """
 
 from __future__ import annotations
@@ -23,11 +29,52 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import shutil
+import tempfile
 import time
 from typing import Any
 
 import numpy as np
 from tensorboardX import SummaryWriter
+
+from mjx_cikd.config import ConfigError
+
+# what a run writes into its directory (experiments adds variant.json, which is not the run's)
+RUN_FILES = ("config.json", "run.json", "metrics.jsonl", "tb", "checkpoints")
+
+
+def held(run_dir: str | pathlib.Path) -> list[str]:
+    """The files of a run that `run_dir` already holds."""
+    return [name for name in RUN_FILES if (pathlib.Path(run_dir) / name).exists()]
+
+
+def clear(run_dir: str | pathlib.Path) -> None:
+    """Remove a run's files from `run_dir` (and nothing else)."""
+    for name in held(run_dir):
+        target = pathlib.Path(run_dir) / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def claim(run_dir: str | pathlib.Path, resume: bool, overwrite: bool) -> None:
+    """Check, before anything is written, that this run may write into `run_dir`: a directory
+    holding another run needs `resume` or `overwrite` (which clears it), and it must be
+    writable. A ConfigError names the way out."""
+    run_dir = pathlib.Path(run_dir)
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite replaces it: give one")
+    files = held(run_dir)
+    if files and not (resume or overwrite):
+        raise ConfigError(f"{run_dir} already holds a run ({', '.join(files)}): continue it with "
+                          f"--resume {run_dir}, replace it with --overwrite, or choose another "
+                          f"--run_dir")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=run_dir).close()
+    except OSError as err:
+        raise ConfigError(f"cannot write the run directory {run_dir}: "
+                          f"{err.strerror or err}") from None
+    if overwrite:
+        clear(run_dir)
 
 
 def _clean(value: Any) -> Any:

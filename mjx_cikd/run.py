@@ -21,10 +21,10 @@ import mujoco
 import numpy as np
 from tqdm import tqdm
 
-from mjx_cikd import checkpoint, election, envs, replay, start_cache
+from mjx_cikd import checkpoint, envs, faults, interrupt, records, replay, start_cache
 from mjx_cikd.config import Config, ceil_div
-from mjx_cikd.logger import RunLogger
-from mjx_cikd.trainer import ChunkLog, Schedule, Starts, Trainer, TrainState, make_train
+from mjx_cikd.logger import RunLogger, claim
+from mjx_cikd.trainer import ChunkLog, Schedule, Trainer, TrainState, make_train
 
 
 def enable_compile_cache(path: str) -> None:
@@ -41,26 +41,14 @@ def enable_compile_cache(path: str) -> None:
 @dataclasses.dataclass
 class Compiled:
     trainer: Trainer
-    init_from: Callable[[jax.Array, Starts], TrainState]  # compiled, over S seeds
+    first: start_cache.FirstStates  # the seeds' first env states, from disk or simulated
+    init: Callable[[jax.Array, envs.Starts], TrainState]  # compiled, over S seeds
     chunk: Callable[[TrainState, Schedule], tuple[TrainState, Schedule, ChunkLog]]  # S seeds
     compile_s: float
-    starts_shape: Starts  # Starts[S] as ShapeDtypeStructs
-    starts: Callable[[jax.Array], Starts] | None = None  # compiled; None: build found them on disk
-    start_dir: str = ""  # where `start_cache` keeps the starts ("": nowhere)
 
-    def init(self, keys: jax.Array):
-        """The training state of `keys`: its env starts from the start cache when a run of the
-        same task and keys saved them, else simulated (and saved, where the cache is on)."""
-        config, task = self.trainer.config, self.trainer.task
-        file = (start_cache.path(self.start_dir, config, task, keys)
-                if start_cache.enabled(self.start_dir, task.impl) else None)
-        first = start_cache.load(file, self.starts_shape) if file else None
-        if first is None:
-            simulate = self.starts or jax.jit(jax.vmap(self.trainer.starts))
-            first = simulate(keys)
-            if file:
-                start_cache.save(file, first)
-        return self.init_from(keys, first)
+    def start(self, keys: jax.Array) -> TrainState:
+        """The training state of the seeds `keys` at t = 0."""
+        return self.init(keys, self.first(keys))
 
 
 def seed_keys(config: Config) -> jax.Array:
@@ -70,25 +58,21 @@ def seed_keys(config: Config) -> jax.Array:
 def build(config: Config, trainer: Trainer | None = None,
           cache_dir: str | None = None) -> Compiled:
     """Trace and compile init and one chunk (ahead of time: compile time is measured alone).
-    `cache_dir` (default: the config's compile cache) also holds the Warp env starts; the reset
-    that makes them is compiled only if they are not there yet."""
+    `cache_dir` (default: the config's compile cache) also keeps the first env states of tasks
+    whose reset is costly (`start_cache`); that reset is compiled only if they are not there."""
     trainer = trainer or make_train(config)
     cache_dir = config.compile_cache if cache_dir is None else cache_dir
-    starts = jax.jit(jax.vmap(trainer.starts))
-    init_from = jax.jit(jax.vmap(trainer.init_from))
+    init = jax.jit(jax.vmap(trainer.init))
     chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)),
                     donate_argnums=0)
     start = time.perf_counter()
     keys = seed_keys(config)
-    starts_shape = jax.eval_shape(starts, keys)
-    cached = (start_cache.enabled(cache_dir, trainer.task.impl)
-              and start_cache.path(cache_dir, config, trainer.task, keys).exists())
-    starts_c = None if cached else starts.lower(keys).compile()
-    init_c = init_from.lower(keys, starts_shape).compile()
-    state_shape = jax.eval_shape(init_from, keys, starts_shape)
+    first = start_cache.prepare(trainer, keys, cache_dir)
+    init_c = init.lower(keys, first.shape).compile()
+    state_shape = jax.eval_shape(init, keys, first.shape)
     chunk_c = chunk.lower(state_shape, trainer.schedule()).compile()
-    return Compiled(trainer, init_c, chunk_c, time.perf_counter() - start, starts_shape,
-                    starts_c, cache_dir)
+    return Compiled(trainer=trainer, first=first, init=init_c, chunk=chunk_c,
+                    compile_s=time.perf_counter() - start)
 
 
 def phase_cost_note(config: Config) -> str | None:
@@ -125,86 +109,173 @@ def run_facts(task: envs.Task) -> dict:
                 versions=envs.library_versions())
 
 
-def _chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, sps: float,
-                   first_iteration: int) -> list[dict]:
-    """The host-side view of one seed's ChunkLog, as metrics.jsonl records."""
-    pick = lambda x: np.asarray(x)[seed]  # noqa: E731
-    n = config.num_envs
-    rows = [dict(event="log", seed=seed, env_steps=env_steps, wall_s=wall, sps=sps,
-                 R=pick(log.recent_return), episodes=pick(log.episodes),
-                 **{name: pick(v) for name, v in log.metrics.items()})]
-    for t in np.flatnonzero(pick(log.eval_due)):
-        ret = pick(log.eval_return)[t]
-        rows.append(dict(event="eval", seed=seed, env_steps=(first_iteration + t + 1) * n,
-                         returns=ret, best=ret.max(), worst=ret.min(), mean=ret.mean()))
-    phases = jax.tree.map(pick, log.phase)
-    for t in np.flatnonzero(phases.due):
-        rows.append(phase_record(config, jax.tree.map(lambda x: x[t], phases), seed,
-                                 (first_iteration + t + 1) * n))
-    return rows
+class Stopped(Exception):
+    """A run that ended before its last step on purpose (a signal) or by a fault: one line for
+    the user, and the process's exit code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
 
 
-def phase_record(config: Config, p, seed: int, env_steps: int) -> dict:
-    """One phase point (a PhaseOutcome of one seed and iteration) as a `distill` record; with
-    the audit, whether the election hit the truly best member and what it cost not to."""
-    teacher = int(p.teacher)
-    row = dict(event="distill", seed=seed, env_steps=env_steps, ran=bool(p.ran), teacher=teacher,
-               metric=config.election_metric, rule=config.teacher, statistic=p.statistic,
-               R=p.statistic, train_returns=p.train_returns, reward_rate=p.reward_rate,
-               staleness=p.staleness, steps=int(p.stats.steps))
-    s = p.stats
-    for name in ("kl_before", "kl_after", "critic_before", "critic_after"):
-        row[name] = getattr(s, name)
-        row[f"mean_{name}"] = _student_mean(getattr(s, name), teacher)
-    if config.audit_election and teacher >= 0:
-        hit, regret = election.audit_score(p.audit, teacher)
-        row.update(audit=p.audit, hit=bool(hit), regret=float(regret))
-    return row
+def _fresh_keys(state: TrainState, seeds: np.ndarray, count: int) -> TrainState:
+    """The loop keys of `seeds` folded with `count` (a rollback's number); the others kept."""
+    data = np.array(jax.random.key_data(state.key))
+    new = np.asarray(jax.random.key_data(jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+        state.key, 1_000_003 * count)))
+    data[seeds] = new[seeds]
+    return state.replace(key=jax.random.wrap_key_data(jnp.asarray(data)))
 
 
-def election_summary(rows: list[dict]) -> dict:
-    """Hit rate and mean regret of the audited phases that elected a teacher, over all seeds."""
-    audited = [r for r in rows if r.get("event") == "distill" and "hit" in r]
-    if not audited:
-        return {}
-    return dict(election_phases=len(audited),
-                election_hit_rate=float(np.mean([r["hit"] for r in audited])),
-                election_regret=float(np.mean([r["regret"] for r in audited])))
+class _Loop:
+    """The host loop of one run: chunks, records, progress, checkpoints, signals, faults."""
 
+    def __init__(self, config: Config, compiled: Compiled, logger: RunLogger, run_dir, meta,
+                 say, started: float):
+        self.config, self.compiled, self.logger = config, compiled, logger
+        self.run_dir, self.meta, self.say, self.started = run_dir, meta, say, started
+        self.last_eval, self.audited, self.rollbacks = None, [], 0
+        self.bar = None
 
-def _write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:
-    """One record to metrics.jsonl, and its headline scalars to TensorBoard."""
-    logger.write(row)
-    step = row["env_steps"]
-    if row["event"] == "log":
-        logger.scalars(f"seed{seed}/train", {k: row[k] for k in (
-            "R", "critic_loss", "actor_loss", "alpha", "entropy")}, step)
-        logger.scalars(f"seed{seed}/perf", {"sps": sps}, step)
-    elif row["event"] == "eval":
-        logger.scalars(f"seed{seed}/eval", {"returns": row["returns"], "best": row["best"]}, step)
-    elif row["event"] == "distill" and row["ran"]:
-        logger.scalars(f"seed{seed}/distill", {"teacher": row["teacher"], "kl_before":
-                                               row["mean_kl_before"], "kl_after":
-                                               row["mean_kl_after"]}, step)
-        if "hit" in row:
-            logger.scalars(f"seed{seed}/election", {"hit": float(row["hit"]),
-                                                    "regret": row["regret"]}, step)
+    def save(self, state, sched) -> int:
+        step = int(sched.iteration) * self.config.num_envs
+        try:
+            checkpoint.save(self.run_dir, step, state, sched, self.meta,
+                            self.config.keep_checkpoints)
+        except OSError as err:
+            raise Stopped(f"cannot write checkpoint {step} into {checkpoint.path(self.run_dir)}: "
+                          f"{err.strerror or err}; the newest complete one is step "
+                          f"{checkpoint.latest(self.run_dir)}", 1) from None
+        return step
 
+    def rollback(self, bad: np.ndarray, fault: dict):
+        """Back to the newest checkpoint (or the start), the faulty seeds with fresh keys."""
+        self.rollbacks += 1
+        fresh = self.compiled.start(seed_keys(self.config))
+        sched = self.compiled.trainer.schedule()
+        step = checkpoint.latest(self.run_dir)
+        if step is not None:
+            saved = checkpoint.restore(self.run_dir, fresh, sched, self.meta, step)
+            fresh, sched = saved.state, saved.schedule
+        seeds = np.flatnonzero(bad)
+        state = _fresh_keys(fresh, seeds, self.rollbacks)
+        self.logger.write(dict(event="rollback", env_steps=fault["env_steps"], to=step or 0,
+                               seeds=seeds, count=self.rollbacks, fault=fault))
+        self.say(f"[mjx_cikd] rollback {self.rollbacks}/{self.config.max_rollbacks}: "
+                 f"{self._fault_line(fault)}; back to env step {step or 0}, seed(s) "
+                 f"{', '.join(map(str, seeds))} with fresh keys")
+        return state, sched
 
-def _student_mean(values: np.ndarray, teacher: int) -> float:
-    mask = np.arange(values.shape[0]) != teacher
-    return float(np.mean(values[mask])) if mask.any() else float("nan")
+    def _fault_line(self, f: dict) -> str:
+        return (f"non-finite {f['quantity']} of member {f['member']}, seed {f['seed']} "
+                f"(--seed {self.config.seed + f['seed']}), by env step {f['env_steps']:,}")
+
+    def run(self, state, sched, show_progress: bool):
+        config, n, ipc = self.config, self.config.num_envs, self.config.iters_per_chunk
+        iteration = first = int(sched.iteration)  # host-side mirror of the schedule's counter
+        ckpt_every = (max(1, config.checkpoint_every // (ipc * n)) if config.checkpoint_every
+                      else 0)
+        if show_progress:
+            self.bar = tqdm(total=max(config.total_iters, first) * n, initial=first * n,
+                            unit="step", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+        loop_start, chunks = time.perf_counter(), 0
+        with interrupt.StopRequest(self.say) as stop:
+            while iteration < config.total_iters:
+                t0 = time.perf_counter()
+                stop.chunk_begins()
+                with jax.transfer_guard("disallow"):
+                    state, sched, log = self.compiled.chunk(state, sched)
+                log = jax.device_get(log)
+                stop.chunk_ends()
+                bad = faults.any_fault(log.faults)
+                if bad.any():
+                    found = [faults.describe(log.faults, s, iteration, n)
+                             for s in np.flatnonzero(bad)]
+                    for row in found:
+                        self.logger.write(row)
+                    if config.on_nonfinite == "rollback" and self.rollbacks < config.max_rollbacks:
+                        state, sched = self.rollback(bad, min(found, key=lambda r: r["env_steps"]))
+                        iteration = int(sched.iteration)
+                        continue
+                    self.close_bar()
+                    kept = checkpoint.latest(self.run_dir)
+                    raise Stopped(
+                        f"{self._fault_line(found[0])}; stopped"
+                        + (f" after {self.rollbacks} rollback(s)" if self.rollbacks else "")
+                        + (f"; the last good checkpoint is env step {kept:,} in "
+                           f"{checkpoint.path(self.run_dir)}" if kept is not None
+                           else "; no checkpoint was written before it"), 1)
+                sps = ipc * n * config.num_seeds / (time.perf_counter() - t0)
+                self.write_chunk(log, iteration, sps)
+                iteration += ipc
+                chunks += 1
+                if self.bar is not None:
+                    self.progress(log, sps)
+                if stop.signum is not None:
+                    step = self.save(state, sched)
+                    self.close_bar()
+                    self.logger.write(dict(event="interrupted", env_steps=step,
+                                           signal=stop.name))
+                    raise Stopped(f"{stop.name}: stopped at env step {step:,}; checkpoint in "
+                                  f"{checkpoint.path(self.run_dir)}. Resume with: python "
+                                  f"scripts/train.py --resume {self.run_dir}", 128 + stop.signum)
+                if (ckpt_every and chunks % ckpt_every == 0) or iteration >= config.total_iters:
+                    self.save(state, sched)
+        self.close_bar()
+        return iteration, first, time.perf_counter() - loop_start
+
+    def write_chunk(self, log, iteration: int, sps: float) -> None:
+        n, ipc = self.config.num_envs, self.config.iters_per_chunk
+        wall = time.perf_counter() - self.started
+        for s in range(self.config.num_seeds):
+            for row in records.chunk_records(self.config, log, s, (iteration + ipc) * n, wall,
+                                             sps, iteration):
+                records.write(self.logger, row, s, sps)
+                if row["event"] == "eval":
+                    self.last_eval = row
+                elif row["event"] == "distill" and "hit" in row:
+                    self.audited.append(row)
+
+    def progress(self, log, sps: float) -> None:
+        r = np.asarray(log.recent_return)[0]
+        post = {"sps": f"{sps:,.0f}",
+                "R": "/".join("-" if np.isnan(x) else f"{x:.0f}" for x in r)}
+        if self.last_eval is not None:
+            post["eval"] = f"{self.last_eval['best']:.0f}"
+        if self.audited:
+            post["hit"] = f"{records.election_summary(self.audited)['election_hit_rate']:.0%}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(self.config.iters_per_chunk * self.config.num_envs)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool = False,
-          resume: bool = False) -> dict:
+          resume: bool = False, overwrite: bool = False) -> dict:
     """Run `config` to completion; returns a summary (also the last `run` record).
-    With `resume`, continue from the run directory's checkpoint (a fresh start if none)."""
+    `resume`: continue from the run directory's newest complete checkpoint (afresh, saying so,
+    if it has none); `overwrite`: replace the run the directory holds (refused without either).
+    A signal or a numeric fault ends the run early with `Stopped`."""
     enable_compile_cache(config.compile_cache)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     task = envs.make_task(config)
     nbytes = replay.check_fits(config.buffer_rows, task.obs_size, task.action_size,
                                config.num_seeds)
+    run_dir = pathlib.Path(run_dir or config.run_dir or default_run_dir(config))
+    claim(run_dir, resume, overwrite)  # before anything is written
+    trainer = make_train(config, task)
+    shapes = jax.eval_shape(jax.vmap(trainer.init), seed_keys(config))
+    meta = checkpoint.describe(config, task.impl, shapes)
+    saved = None
+    if resume and checkpoint.latest(run_dir) is not None:
+        # read whole before anything is written: a foreign, corrupt or truncated checkpoint is
+        # refused with the run directory as it was
+        saved = checkpoint.restore(run_dir, shapes, trainer.schedule(), meta)
+    elif resume:
+        say(f"[mjx_cikd] {run_dir} has no complete checkpoint: starting the run afresh")
     say(f"[mjx_cikd] {config.env} (impl={task.impl}, obs {task.obs_size}, act "
         f"{task.action_size}, T={task.episode_length}), algo={config.algo}, K="
         f"{config.ensemble_size}, num_envs={config.num_envs}, seeds={config.num_seeds}; replay "
@@ -213,68 +284,36 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
     note = phase_cost_note(config)
     if note:
         say(f"[mjx_cikd] note: {note}")
-    run_dir = pathlib.Path(run_dir or config.run_dir or default_run_dir(config))
     logger = RunLogger(run_dir, config.to_dict(), config.tensorboard, run_facts(task))
     start = time.perf_counter()
-    compiled = build(config, make_train(config, task))
+    compiled = build(config, trainer)
     say(f"[mjx_cikd] compiled in {compiled.compile_s:.1f}s; run dir {run_dir}")
     logger.write(dict(event="run", phase="start", compile_s=compiled.compile_s,
                       replay_bytes=nbytes, **run_facts(task)))
-
-    state = compiled.init(seed_keys(config))
-    sched = compiled.trainer.schedule()
-    if resume and checkpoint.exists(run_dir):
-        state, sched = checkpoint.restore(run_dir, state, sched)
-        say(f"[mjx_cikd] resumed from {checkpoint.path(run_dir)} at "
-            f"{int(sched.iteration) * config.num_envs:,} env steps")
-    n, ipc = config.num_envs, config.iters_per_chunk
-    iteration = first = int(sched.iteration)  # host-side mirror of the schedule's counter
-    ckpt_every = max(1, config.checkpoint_every // (ipc * n)) if config.checkpoint_every else 0
-    bar = None
-    if config.progress and not quiet:
-        bar = tqdm(total=max(config.total_iters, first) * n, initial=first * n, unit="step",
-                   unit_scale=True, dynamic_ncols=True, file=sys.stderr)
-    loop_start = time.perf_counter()
-    last_eval, chunks, audited = None, 0, []
-    while iteration < config.total_iters:
-        t0 = time.perf_counter()
-        with jax.transfer_guard("disallow"):
-            state, sched, log = compiled.chunk(state, sched)
-        log = jax.device_get(log)
-        sps = ipc * n * config.num_seeds / (time.perf_counter() - t0)
-        wall = time.perf_counter() - start
-        for s in range(config.num_seeds):
-            for row in _chunk_records(config, log, s, (iteration + ipc) * n, wall, sps, iteration):
-                _write(logger, row, s, sps)
-                if row["event"] == "eval":
-                    last_eval = row
-                elif row["event"] == "distill" and "hit" in row:
-                    audited.append(row)
-        iteration += ipc
-        chunks += 1
-        if bar is not None:
-            r = np.asarray(log.recent_return)[0]
-            post = {"sps": f"{sps:,.0f}",
-                    "R": "/".join("-" if np.isnan(x) else f"{x:.0f}" for x in r)}
-            if last_eval is not None:
-                post["eval"] = f"{last_eval['best']:.0f}"
-            if audited:
-                post["hit"] = f"{election_summary(audited)['election_hit_rate']:.0%}"
-            bar.set_postfix(post, refresh=False)
-            bar.update(ipc * n)
-        if (ckpt_every and chunks % ckpt_every == 0) or iteration >= config.total_iters:
-            checkpoint.save(run_dir, state, sched)
-    if bar is not None:
-        bar.close()
-    loop_s = time.perf_counter() - loop_start
-    ran = (iteration - first) * n
-    summary = dict(event="run", phase="end", env_steps=iteration * n, loop_s=loop_s,
-                   wall_s=time.perf_counter() - start, compile_s=compiled.compile_s,
-                   sps=ran * config.num_seeds / max(loop_s, 1e-9),
-                   final_eval_best=None if last_eval is None else last_eval["best"],
-                   run_dir=str(run_dir), **election_summary(audited))
-    logger.write(summary)
-    logger.close()
+    state, sched = compiled.start(seed_keys(config)), trainer.schedule()
+    if saved is not None:  # what the checkpoint lacks (the buffer, if saved without) is fresh
+        state = jax.tree.map(lambda old, new: new if isinstance(old, jax.ShapeDtypeStruct)
+                             else old, saved.state, state)
+        sched = saved.schedule
+        say(f"[mjx_cikd] resumed from {checkpoint.path(run_dir) / str(saved.step)} (env step "
+            f"{saved.step:,})" + ("" if saved.with_buffer else "; the checkpoint has no replay "
+                                  "buffer (--checkpoint_buffer false): the run refills it and "
+                                  "is not the uninterrupted run's"))
+    loop = _Loop(config, compiled, logger, run_dir, meta, say, start)
+    try:
+        iteration, first, loop_s = loop.run(state, sched, show_progress=config.progress and
+                                            not quiet)
+        ran = (iteration - first) * config.num_envs
+        summary = dict(event="run", phase="end", env_steps=iteration * config.num_envs,
+                       loop_s=loop_s, wall_s=time.perf_counter() - start,
+                       compile_s=compiled.compile_s,
+                       sps=ran * config.num_seeds / max(loop_s, 1e-9),
+                       final_eval_best=None if loop.last_eval is None
+                       else loop.last_eval["best"],
+                       run_dir=str(run_dir), **records.election_summary(loop.audited))
+        logger.write(summary)
+    finally:
+        logger.close()
     say(f"[mjx_cikd] done: {ran:,} env steps x {config.num_seeds} seed(s) in {loop_s:.1f}s "
         f"({summary['sps']:,.0f} steps/s) + {compiled.compile_s:.1f}s compile")
     return summary

@@ -2,9 +2,10 @@
 
 Under MuJoCo Warp a reset is physics, not compilation: CheetahRun's runs 200 stabilising steps,
 6 s at 256 envs and 22 s at 2048 on this project's CPU (docs/benchmarks.md), as long as the
-compilation the XLA cache saves. The starts of a run (its training envs and, under Warp, its
-fixed evaluation starts: `trainer.Starts`) are a pure function of its seed keys, its task and
-the code, so a second identical run loads them instead of simulating them again.
+compilation the XLA cache saves. The starts of a run (its training envs and, where the task
+replays fixed starts, its evaluation's: `envs.Starts`) are a pure function of its seed keys, its
+task and the code, so a second identical run loads them instead of simulating them again.
+`prepare` gives the run its `FirstStates`: the file when there is one, else the compiled reset.
 
 A file's name hashes everything the starts depend on: the bits of the seed keys, the task, its
 sizes and options, the versions of the libraries that simulate it, and the source of the modules
@@ -14,11 +15,13 @@ stale start; a file whose arrays do not match the expected shapes is a miss too.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import pathlib
 import tempfile
+from typing import Callable
 
 import jax
 import numpy as np
@@ -30,26 +33,24 @@ SUBDIR = "env_starts"
 _SOURCES = ("envs.py", "trainer.py")
 
 
-def enabled(cache_dir: str, impl: str) -> bool:
-    """Only where a reset is worth a file: under Warp, with a cache directory."""
-    return bool(cache_dir) and impl == "warp"
+def enabled(cache_dir: str, task: envs.Task) -> bool:
+    """Only where a reset is worth a file (a task with fixed starts), with a cache directory."""
+    return bool(cache_dir) and task.fixed_starts
 
 
-def path(cache_dir: str, config, task, keys: jax.Array) -> pathlib.Path:
-    """The file that holds (or will hold) the starts of `keys` for this config's task."""
+def path(cache_dir: str, task: envs.Task, layout: envs.StartLayout,
+         keys: jax.Array) -> pathlib.Path:
+    """The file that holds (or will hold) the starts of `keys` for this task and layout."""
     here = pathlib.Path(__file__).resolve().parent
     digest = hashlib.sha256()
     digest.update(json.dumps({
         "env": task.name, "impl": task.impl, "episode_length": task.episode_length,
-        "num_envs": config.num_envs, "ensemble_size": config.ensemble_size,
-        "eval_episodes": config.eval_episodes, "stagger": config.stagger_episodes,
-        "audit": config.audit_election,
-        "versions": envs.library_versions()}, sort_keys=True).encode())
+        **layout._asdict(), "versions": envs.library_versions()}, sort_keys=True).encode())
     digest.update(np.asarray(jax.random.key_data(keys)).tobytes())
     for name in _SOURCES:
         digest.update((here / name).read_bytes())
     folder = pathlib.Path(os.path.expanduser(cache_dir)) / SUBDIR
-    return folder / f"{task.name}-{task.impl}-n{config.num_envs}-{digest.hexdigest()[:24]}.npz"
+    return folder / f"{task.name}-{task.impl}-n{layout.num_envs}-{digest.hexdigest()[:24]}.npz"
 
 
 def load(file: pathlib.Path, like):
@@ -98,3 +99,33 @@ def save(file: pathlib.Path, starts) -> None:
         np.savez_compressed(f, index=np.asarray(index, np.int64),
                             **{f"u{j}": a for j, a in unique.values()})
     os.replace(tmp, file)
+
+
+@dataclasses.dataclass
+class FirstStates:
+    """A run's first states for its seed keys: loaded from `file` when it holds them, else
+    simulated (and saved there, when there is a file to keep them in)."""
+
+    shape: envs.Starts  # Starts[S] as ShapeDtypeStructs
+    file: pathlib.Path | None  # where they are kept (None: nowhere)
+    simulate: Callable[[jax.Array], envs.Starts]  # the vmapped reset, jitted
+    compiled: Callable[[jax.Array], envs.Starts] | None  # ahead of time; None: the file had them
+
+    def __call__(self, keys: jax.Array) -> envs.Starts:
+        first = load(self.file, self.shape) if self.file else None
+        if first is None:
+            first = (self.compiled or self.simulate)(keys)
+            if self.file:
+                save(self.file, first)
+        return first
+
+
+def prepare(trainer, keys: jax.Array, cache_dir: str) -> FirstStates:
+    """The first states of `trainer`'s seeds `keys` (a `trainer.Trainer`): the reset is compiled
+    only if `cache_dir` does not hold them yet."""
+    simulate = jax.jit(jax.vmap(trainer.starts))
+    file = (path(cache_dir, trainer.task, trainer.layout, keys)
+            if enabled(cache_dir, trainer.task) else None)
+    cached = file is not None and file.exists()
+    return FirstStates(shape=jax.eval_shape(simulate, keys), file=file, simulate=simulate,
+                       compiled=None if cached else simulate.lower(keys).compile())

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mjx_cikd import distillation, election, envs, networks, replay, selection
+from mjx_cikd import distillation, election, envs, faults, networks, replay, selection
 from mjx_cikd import normalizer as norm_lib
 from mjx_cikd.config import Config
 from mjx_cikd.ensemble import Ensemble, Members, make_ensemble
@@ -46,8 +46,8 @@ class TrainState:
     members: Members
     key: jax.Array
     eval_key: jax.Array  # evaluation and audit draw from their own stream: never change training
-    eval_start: envs.EnvState | None = None  # Warp only: fixed evaluation starts (see evaluation)
-    audit_start: envs.EnvState | None = None  # Warp only: the audit's own fixed starts
+    eval_start: envs.EnvState | None = None  # the task's fixed evaluation starts, if it has them
+    audit_start: envs.EnvState | None = None  # and the audit's own (`envs.Starts`)
 
 
 class Schedule(NamedTuple):
@@ -87,6 +87,7 @@ class IterationLog(NamedTuple):
     phase: PhaseOutcome
     eval_due: jax.Array
     eval_return: jax.Array  # [K], NaN when no evaluation was due
+    finite: jax.Array  # [K] each member's parameters are finite after the iteration
 
 
 class ChunkLog(NamedTuple):
@@ -98,6 +99,7 @@ class ChunkLog(NamedTuple):
     phase: PhaseOutcome  # [T] each
     eval_due: jax.Array  # [T]
     eval_return: jax.Array  # [T, K]
+    faults: faults.Faults  # [K] each: where a loss, parameter or return turned non-finite
 
 
 def sac_steps(ensemble, members, buffer: replay.Replay, norm: norm_lib.Normalizer, key,
@@ -123,39 +125,38 @@ def act(ensemble, members, norm: norm_lib.Normalizer, obs, member, key) -> jax.A
 
 
 class InitKeys(NamedTuple):
-    """The six streams a seed's key splits into at init (`starts` and `init_from` share them)."""
+    """The six streams a seed's key splits into at init."""
 
     env: jax.Array  # the training envs' first states
     member: jax.Array  # the first member of every env slot
     members: jax.Array  # the members' parameters
     loop: jax.Array  # the loop's own stream
     eval: jax.Array  # evaluations and audits
-    eval_start: jax.Array  # Warp only: the fixed evaluation starts
+    eval_start: jax.Array  # the fixed evaluation starts, where the task has them
 
     @staticmethod
     def of(key: jax.Array) -> "InitKeys":
         return InitKeys(*jax.random.split(key, 6))
 
 
-class Starts(NamedTuple):
-    """A seed's first env states: its training envs, and under Warp its evaluation starts (and,
-    with --audit_election, the audit's: drawn apart, so the audit never replays the episodes the
-    `eval` statistic played)."""
-
-    env: envs.EnvState
-    eval_start: envs.EnvState | None
-    audit_start: envs.EnvState | None = None
+def seed_starts(task: envs.Task, layout: envs.StartLayout, key: jax.Array) -> envs.Starts:
+    """The task's first states for a seed's key, from the key's own streams."""
+    keys = InitKeys.of(key)
+    return task.starts(keys.env, keys.eval_start, layout)
 
 
 class Trainer(NamedTuple):
     config: Config
     task: envs.Task
     ensemble: Ensemble
-    init: Callable[[jax.Array], TrainState]  # init_from(key, starts(key))
-    starts: Callable[[jax.Array], Starts]
-    init_from: Callable[[jax.Array, Starts], TrainState]
+    layout: envs.StartLayout  # the first states a seed asks of the task
+    init: Callable[..., TrainState]  # (key, first: envs.Starts | None = None) -> TrainState
     chunk: Callable[[TrainState, Schedule], tuple[TrainState, Schedule, ChunkLog]]  # pure
     evaluate: Callable[..., jax.Array]  # (members, normalizer, key, start) -> [K]
+
+    def starts(self, key: jax.Array) -> envs.Starts:
+        """The first states `init(key)` simulates when not given them."""
+        return seed_starts(self.task, self.layout, key)
 
     def schedule(self) -> Schedule:
         zero = jnp.zeros((), jnp.int32)
@@ -171,22 +172,14 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     # 0: evaluate on the last iteration of every chunk, i.e. at each log point
     eval_every = config.iters_per_chunk * n if config.eval_every <= 0 else config.eval_every
 
-    def starts(key: jax.Array) -> Starts:
-        """The envs' first states (the seed's own keys, as `init` splits them): the expensive
-        part of init under Warp, hence apart (`start_cache` keeps them on disk)."""
-        keys = InitKeys.of(key)
-        batches = [jax.random.split(keys.env, n)]
-        if task.impl == "warp":  # evaluations start from states drawn here, in the same reset
-            batches.append(jax.random.split(keys.eval_start, k * config.eval_episodes))
-            if config.audit_election:
-                batches.append(jax.random.split(jax.random.fold_in(keys.eval_start, 1),
-                                                k * config.eval_episodes))
-        env, *rest = task.reset_batches(*batches, stagger=config.stagger_episodes)
-        rest += [None] * (2 - len(rest))
-        return Starts(env=env, eval_start=rest[0], audit_start=rest[1])
+    layout = envs.StartLayout(num_envs=n, eval_envs=k * config.eval_episodes,
+                              audit=config.audit_election, stagger=config.stagger_episodes)
 
-    def init_from(key: jax.Array, first: Starts) -> TrainState:
+    def init(key: jax.Array, first: envs.Starts | None = None) -> TrainState:
+        """A seed's state at t = 0. `first`: the task's first states for this key
+        (`Trainer.starts`, which `start_cache` may have kept on disk), simulated when not given."""
         keys = InitKeys.of(key)
+        first = seed_starts(task, layout, key) if first is None else first
         return TrainState(
             env=first.env,
             member=selection.draw_members(keys.member, n, k),
@@ -197,10 +190,7 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
             buffer=replay.init(config.buffer_rows, task.obs_size, a),
             norm=norm_lib.init(task.obs_size, config.normalize_obs),
             members=ensemble.init(keys.members), key=keys.loop, eval_key=keys.eval,
-            eval_start=first.eval_start, audit_start=first.audit_start)
-
-    def init(key: jax.Array) -> TrainState:
-        return init_from(key, starts(key))
+            eval_start=first.eval, audit_start=first.audit)
 
     def sac_updates(state: TrainState, key, count: int, batch_size: int):
         members, metrics = sac_steps(ensemble, state.members, state.buffer, state.norm, key,
@@ -323,7 +313,8 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         sched = Schedule(iteration=sched.iteration + 1, since_phase=jnp.where(due, 0, since),
                          phases=sched.phases + due)
         return (state, sched), IterationLog(learning=learning, metrics=metrics, phase=outcome,
-                                            eval_due=eval_due, eval_return=eval_return)
+                                            eval_due=eval_due, eval_return=eval_return,
+                                            finite=ensemble.finite(state.members))
 
     def chunk(state: TrainState, sched: Schedule):
         (state, sched), logs = jax.lax.scan(iteration, (state, sched), None,
@@ -331,10 +322,14 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         weight = logs.learning.astype(jnp.float32)[:, None]
         denom = jnp.maximum(weight.sum(0), 1.0)
         metrics = {name: (v * weight).sum(0) / denom for name, v in logs.metrics.items()}
+        bad_returns = logs.eval_due[:, None] & ~jnp.isfinite(logs.eval_return)
+        if config.audit_election:
+            bad_returns = bad_returns | (logs.phase.due[:, None] & ~jnp.isfinite(logs.phase.audit))
+        found = faults.check(logs.metrics, logs.learning, bad_returns, ~logs.finite)
         log = ChunkLog(metrics=metrics, recent_return=election.recent_mean(state.ring),
                        episodes=state.ring.count, phase=logs.phase, eval_due=logs.eval_due,
-                       eval_return=logs.eval_return)
+                       eval_return=logs.eval_return, faults=found)
         return state, sched, log
 
-    return Trainer(config=config, task=task, ensemble=ensemble, init=init, starts=starts,
-                   init_from=init_from, chunk=chunk, evaluate=evaluate)
+    return Trainer(config=config, task=task, ensemble=ensemble, layout=layout, init=init,
+                   chunk=chunk, evaluate=evaluate)

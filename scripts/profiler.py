@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         return 2
     enable_compile_cache(config.compile_cache)
     compiled = build(config)
-    state, sched = compiled.init(seed_keys(config)), compiled.trainer.schedule()
+    state, sched = compiled.start(seed_keys(config)), compiled.trainer.schedule()
     state, sched, log = compiled.chunk(state, sched)  # warm-up, outside the trace
     jax.block_until_ready(log)
     with jax.profiler.trace(args.trace_dir):

@@ -3,21 +3,24 @@
 
     python scripts/reproduce.py fig1 --tasks CartpoleSwingup,CheetahRun --seeds 5 \\
         --total_steps 1000000 --out RUNS [--profile NAME] [--num_envs 64 ...]
+    python scripts/reproduce.py fig1 ... --out RUNS --cluster ray[=ADDRESS] [--cpus_per_run 1]
     python scripts/plot.py RUNS --out FIGS
 
 The sets, their variants and the skip / resume / reuse rules: `mjx_cikd/experiments.py`. Every
 Config field may be passed as a flag except the ones the set defines and run_dir / num_seeds (use
 --out and --seeds). Re-running the same command continues where it stopped. Bad set names and bad
-flags print one line and exit with status 2.
+flags print one line and exit with status 2. With --cluster, each run is a Ray task
+(`mjx_cikd/cluster.py`, docs/cluster.md); runs that failed there are named and the status is 1.
 """
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import sys
 
+from mjx_cikd import cluster, experiments
 from mjx_cikd import config as config_lib
-from mjx_cikd import experiments
 from mjx_cikd.config import ConfigError
 
 TASKS = ",".join(experiments.PAPER_TASKS)
@@ -32,6 +35,10 @@ def _add_args(parser) -> None:
     parser.add_argument("--out", default="runs/reproduce", help="root of the run directories")
     parser.add_argument("--no_reuse", action="store_true",
                         help="train every run even if an identical finished run exists")
+    parser.add_argument("--cluster", metavar="ray[=ADDRESS]",
+                        help="one Ray task per run: on a Ray instance started here (ray), or on "
+                             "the cluster at ADDRESS (ray=HOST:6379, ray=auto); docs/cluster.md")
+    parser.add_argument("--cpus_per_run", help="CPUs each run's Ray task asks for (default 1)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,15 +47,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             raise ConfigError("--resume is not used here: re-run the same reproduce command to "
                               "continue its runs")
-        planned = experiments.plan(
-            args.set, [t.strip() for t in args.tasks.split(",") if t.strip()],
-            config_lib.coerce("seeds", args.seeds, int), pathlib.Path(args.out), flags,
+        spec = cluster.parse(args.cluster, args.cpus_per_run)
+        out = pathlib.Path(args.out)
+        plan = functools.partial(  # absolute on a cluster: a worker's working dir is not ours
+            experiments.plan, args.set, [t.strip() for t in args.tasks.split(",") if t.strip()],
+            config_lib.coerce("seeds", args.seeds, int), out.absolute() if spec else out, flags,
             profile or None, reuse=not args.no_reuse)
-        for i, p in enumerate(planned, 1):
-            experiments.execute(p, i, len(planned))
+        if spec:
+            planned, failed = cluster.run(spec, plan)
+        else:
+            planned, failed = plan(), []
+            for i, p in enumerate(planned, 1):
+                experiments.execute(p, i, len(planned))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if failed:
+        print(f"error: {cluster.failure_line(failed, len(planned))}", file=sys.stderr)
+        return 1
     print(f"[reproduce] {args.set}: {len(planned)} run(s) under {pathlib.Path(args.out) / args.set}"
           f"; plot with: python scripts/plot.py {args.out} --out FIGS", file=sys.stderr)
     return 0

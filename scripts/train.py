@@ -6,7 +6,10 @@
     python scripts/train.py --algo sac --env CartpoleSwingup --total_steps 300000
 
 Every field of mjx_cikd.config.Config is a flag; --profile NAME loads profiles/NAME.toml first.
-`--resume RUN_DIR [--total_steps N]` continues a run from its last checkpoint.
+`--resume RUN_DIR [--total_steps N]` continues a run from its newest checkpoint; `--overwrite`
+replaces the run a --run_dir already holds. Ctrl-C (or SIGTERM) stops after the current chunk
+with a checkpoint and prints the command that resumes. Exit codes: 0 done, 1 a numeric fault or
+a failed save, 2 bad input, 128 + N stopped by signal N.
 """
 
 import sys
@@ -20,12 +23,20 @@ def main(argv=None) -> int:
         from mjx_cikd import envs
 
         envs.resolve_impl(config.env, config.impl)
-        from mjx_cikd.run import train
+        from mjx_cikd.run import Stopped, train
 
-        train(config, resume=bool(args.resume))
+        try:
+            train(config, resume=bool(args.resume), overwrite=args.overwrite)
+        except Stopped as stop:
+            print(f"\n[mjx_cikd] {stop}", file=sys.stderr)
+            return stop.code
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the loop began: nothing to keep
+        print("\n[mjx_cikd] interrupted before training began; nothing was trained",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -148,6 +148,7 @@ def test_every_set_plans_valid_configs_with_its_variants_fields(tmp_path):
         "schedule": ("distill_schedule", ["fixed", "ada"]),
         "election": ("election_metric", ["train_returns", "reward_rate", "eval"]),
         "cikd5": ("algo", ["sac", "ensemble", "cikd", "cikd"]),
+        "target": ("distill_target", ["soft", "hard"]),
     }
     for name, exp in SETS.items():
         planned = _plan(name, tmp_path / "runs", tasks=("ProbeTarget", "ProbeConstant"))
@@ -218,7 +219,7 @@ def test_finished_runs_are_skipped_unfinished_ones_resume_or_restart_and_twins_r
     _finish(sac)
     _finish(ens, steps=False)  # started, never finished, no checkpoint
     _finish(cikd, steps=False)
-    (cikd.run_dir / "checkpoint").mkdir()
+    (cikd.run_dir / "checkpoints" / "64").mkdir(parents=True)  # a complete step, as orbax lists
     assert [p.action for p in _plan("fig1", out)] == ["skip", "restart", "resume"]
     # a longer run resumes the shorter one: total_steps is not part of the experiment
     longer = _plan("fig1", out, total_steps=4096)

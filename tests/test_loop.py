@@ -225,7 +225,7 @@ def test_worst_and_random_teachers_in_the_loop(rule):
 def test_under_fixed_starts_the_audit_plays_episodes_of_its_own():
     """Under MuJoCo Warp evaluations replay fixed starts; the audit gets starts of its own, or it
     would replay exactly the episodes the `eval` statistic played and always agree with it. (A
-    probe task stands in for Warp: the trainer's Warp path only needs `impl`.)"""
+    probe task stands in for Warp: fixed starts only need `impl`.)"""
     from mjx_cikd import envs
 
     config = tiny(env="ProbeTarget", algo="cikd", ensemble_size=3, num_envs=8, log_every=64,
@@ -234,8 +234,8 @@ def test_under_fixed_starts_the_audit_plays_episodes_of_its_own():
     task = envs.make_task(config).replace(impl="warp")
     trainer = make_train(config, task)
     first = trainer.starts(jax.random.key(0))
-    assert first.eval_start.obs.shape == first.audit_start.obs.shape == (6, 1)
-    assert not np.allclose(first.eval_start.obs, first.audit_start.obs)
+    assert first.eval.obs.shape == first.audit.obs.shape == (6, 1)
+    assert not np.allclose(first.eval.obs, first.audit.obs)
     state = jax.jit(trainer.init)(jax.random.key(0))
     _, _, log = jax.jit(trainer.chunk)(state, trainer.schedule())
     due = np.asarray(log.phase.due)
@@ -243,4 +243,4 @@ def test_under_fixed_starts_the_audit_plays_episodes_of_its_own():
     statistic, audit = np.asarray(log.phase.statistic)[due], np.asarray(log.phase.audit)[due]
     assert np.isfinite(audit).all() and not np.allclose(statistic, audit)
     plain = make_train(tiny(env="ProbeTarget", algo="cikd", num_envs=8), task)
-    assert plain.starts(jax.random.key(0)).audit_start is None
+    assert plain.starts(jax.random.key(0)).audit is None

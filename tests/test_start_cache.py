@@ -25,18 +25,21 @@ def test_files_are_keyed_by_the_seed_keys_and_the_task(tmp_path):
     config = tiny(num_envs=4)
     task = envs.make_task(config)
     keys = run.seed_keys(config)
-    here = start_cache.path(str(tmp_path), config, task, keys)
-    assert here == start_cache.path(str(tmp_path), config, task, run.seed_keys(config))
-    assert here != start_cache.path(str(tmp_path), config, task, run.seed_keys(
-        tiny(num_envs=4, seed=1)))
-    assert here != start_cache.path(str(tmp_path), tiny(num_envs=4, eval_episodes=3), task, keys)
-    assert here != start_cache.path(str(tmp_path), tiny(num_envs=4, audit_election=True), task,
-                                    keys)  # the audit's own starts are part of the file
-    other = envs.make_task(tiny(env="ProbeConstant", num_envs=4))
-    assert here != start_cache.path(str(tmp_path), config, other, keys)
-    # only Warp resets are worth a file, and only with a cache directory
-    assert start_cache.enabled("dir", "warp") and not start_cache.enabled("dir", "jax")
-    assert not start_cache.enabled("", "warp")
+
+    def file(task=task, keys=keys, **changes):
+        return start_cache.path(str(tmp_path), task, make_train(tiny(num_envs=4, **changes),
+                                                                 task).layout, keys)
+
+    here = file()
+    assert here == file(keys=run.seed_keys(config))
+    assert here != file(keys=run.seed_keys(tiny(num_envs=4, seed=1)))
+    assert here != file(eval_episodes=3)
+    assert here != file(audit_election=True)  # the audit's own starts are part of the file
+    assert here != file(task=envs.make_task(tiny(env="ProbeConstant", num_envs=4)))
+    # only a task with fixed starts (MuJoCo Warp) is worth a file, and only with a cache directory
+    assert start_cache.enabled("dir", task.replace(impl="warp"))
+    assert not start_cache.enabled("dir", task) and not start_cache.enabled("", task.replace(
+        impl="warp"))
 
 
 def test_a_saved_start_loads_back_exactly_and_a_mismatched_file_is_a_miss(tmp_path):
@@ -45,7 +48,7 @@ def test_a_saved_start_loads_back_exactly_and_a_mismatched_file_is_a_miss(tmp_pa
     keys = run.seed_keys(config)
     starts = jax.jit(jax.vmap(trainer.starts))(keys)
     like = jax.eval_shape(jax.vmap(trainer.starts), keys)
-    file = start_cache.path(str(tmp_path), config, trainer.task, keys)
+    file = start_cache.path(str(tmp_path), trainer.task, trainer.layout, keys)
     assert start_cache.load(file, like) is None  # nothing yet
     start_cache.save(file, starts)
     assert _same(start_cache.load(file, like), starts)
@@ -54,15 +57,15 @@ def test_a_saved_start_loads_back_exactly_and_a_mismatched_file_is_a_miss(tmp_pa
 
 
 def test_a_second_build_skips_the_reset_and_starts_from_the_same_state(tmp_path, monkeypatch):
-    monkeypatch.setattr(start_cache, "enabled", lambda cache_dir, impl: bool(cache_dir))
+    monkeypatch.setattr(start_cache, "enabled", lambda cache_dir, task: bool(cache_dir))
     config = tiny(num_envs=4)
     keys = run.seed_keys(config)
     fresh = jax.jit(jax.vmap(make_train(config).init))(keys)
     first = run.build(config, cache_dir=str(tmp_path))
-    assert first.starts is not None  # cold: the reset is compiled
-    state = first.init(keys)
+    assert first.first.compiled is not None  # cold: the reset is compiled
+    state = first.start(keys)
     assert len(list((tmp_path / start_cache.SUBDIR).glob("*.npz"))) == 1
     second = run.build(config, cache_dir=str(tmp_path))
-    assert second.starts is None  # warm: no reset compiled, the starts come from the file
-    again = second.init(keys)
+    assert second.first.compiled is None  # warm: no reset compiled, the starts come from the file
+    again = second.start(keys)
     assert _same(again, state) and _same(again, fresh)

@@ -65,7 +65,7 @@ def _child(cache_dir: str, config_json: str, launched: str) -> int:
     marks.append(time.time())
     compiled = build(config, make_train(config, task), cache_dir=cache_dir)
     marks.append(time.time())
-    state = jax.block_until_ready(compiled.init(seed_keys(config)))
+    state = jax.block_until_ready(compiled.start(seed_keys(config)))
     marks.append(time.time())
     state, _, log = compiled.chunk(state, compiled.trainer.schedule())
     jax.block_until_ready((state, log))

@@ -126,7 +126,7 @@ def loop(config, task) -> Timed:
     """One compiled chunk of the real training loop (`run.build`), chained from chunk to chunk,
     from a state whose buffer reads as full (steady state: batches gather from the whole ring)."""
     compiled = build(config, make_train(config, task))
-    state = compiled.init(seed_keys(config))
+    state = compiled.start(seed_keys(config))
     buf = state.buffer
     state = state.replace(buffer=buf.replace(size=jnp.full_like(buf.size, config.buffer_rows)))
     info = {"compile_s": compiled.compile_s,

@@ -1,0 +1,86 @@
+"""What a chunk's log becomes on the host: `metrics.jsonl` records and TensorBoard scalars.
+
+One `log` record per seed and chunk, an `eval` record per evaluation, a `distill` record per
+phase point (with the audit's hit and regret when the election is audited); the formats are in
+`logger`. `election_summary` is the run's end-of-run view of the audited elections.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from mjx_cikd import election
+from mjx_cikd.config import Config
+from mjx_cikd.logger import RunLogger
+
+
+def chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, sps: float,
+                  first_iteration: int) -> list[dict]:
+    """The host-side view of one seed's ChunkLog, as metrics.jsonl records."""
+    pick = lambda x: np.asarray(x)[seed]  # noqa: E731
+    n = config.num_envs
+    rows = [dict(event="log", seed=seed, env_steps=env_steps, wall_s=wall, sps=sps,
+                 R=pick(log.recent_return), episodes=pick(log.episodes),
+                 **{name: pick(v) for name, v in log.metrics.items()})]
+    for t in np.flatnonzero(pick(log.eval_due)):
+        ret = pick(log.eval_return)[t]
+        rows.append(dict(event="eval", seed=seed, env_steps=(first_iteration + t + 1) * n,
+                         returns=ret, best=ret.max(), worst=ret.min(), mean=ret.mean()))
+    phases = jax.tree.map(pick, log.phase)
+    for t in np.flatnonzero(phases.due):
+        rows.append(phase_record(config, jax.tree.map(lambda x: x[t], phases), seed,
+                                 (first_iteration + t + 1) * n))
+    return rows
+
+
+def phase_record(config: Config, p, seed: int, env_steps: int) -> dict:
+    """One phase point (a PhaseOutcome of one seed and iteration) as a `distill` record; with
+    the audit, whether the election hit the truly best member and what it cost not to."""
+    teacher = int(p.teacher)
+    row = dict(event="distill", seed=seed, env_steps=env_steps, ran=bool(p.ran), teacher=teacher,
+               metric=config.election_metric, rule=config.teacher, statistic=p.statistic,
+               R=p.statistic, train_returns=p.train_returns, reward_rate=p.reward_rate,
+               staleness=p.staleness, steps=int(p.stats.steps))
+    s = p.stats
+    for name in ("kl_before", "kl_after", "critic_before", "critic_after"):
+        row[name] = getattr(s, name)
+        row[f"mean_{name}"] = _student_mean(getattr(s, name), teacher)
+    if config.audit_election and teacher >= 0:
+        hit, regret = election.audit_score(p.audit, teacher)
+        row.update(audit=p.audit, hit=bool(hit), regret=float(regret))
+    return row
+
+
+def election_summary(rows: list[dict]) -> dict:
+    """Hit rate and mean regret of the audited phases that elected a teacher, over all seeds."""
+    audited = [r for r in rows if r.get("event") == "distill" and "hit" in r]
+    if not audited:
+        return {}
+    return dict(election_phases=len(audited),
+                election_hit_rate=float(np.mean([r["hit"] for r in audited])),
+                election_regret=float(np.mean([r["regret"] for r in audited])))
+
+
+def write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:
+    """One record to metrics.jsonl, and its headline scalars to TensorBoard."""
+    logger.write(row)
+    step = row["env_steps"]
+    if row["event"] == "log":
+        logger.scalars(f"seed{seed}/train", {k: row[k] for k in (
+            "R", "critic_loss", "actor_loss", "alpha", "entropy")}, step)
+        logger.scalars(f"seed{seed}/perf", {"sps": sps}, step)
+    elif row["event"] == "eval":
+        logger.scalars(f"seed{seed}/eval", {"returns": row["returns"], "best": row["best"]}, step)
+    elif row["event"] == "distill" and row["ran"]:
+        logger.scalars(f"seed{seed}/distill", {"teacher": row["teacher"], "kl_before":
+                                               row["mean_kl_before"], "kl_after":
+                                               row["mean_kl_after"]}, step)
+        if "hit" in row:
+            logger.scalars(f"seed{seed}/election", {"hit": float(row["hit"]),
+                                                    "regret": row["regret"]}, step)
+
+
+def _student_mean(values: np.ndarray, teacher: int) -> float:
+    mask = np.arange(values.shape[0]) != teacher
+    return float(np.mean(values[mask])) if mask.any() else float("nan")

@@ -1,0 +1,152 @@
+"""Bad input: every case in docs/bad-input.md gets its one line, and nothing on disk changes.
+
+Each case runs `scripts/train.py`'s `main` in-process from a scratch directory that holds a
+finished tiny run (`done`, with checkpoints) and another run's checkpoints (`other`), and
+compares every file's size, time and bytes before and after."""
+
+import errno
+import hashlib
+import importlib.util
+import os
+import pathlib
+import shutil
+
+import pytest
+
+from conftest import tiny
+from mjx_cikd import checkpoint, envs
+from mjx_cikd.run import train
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RUN = dict(algo="cikd", ensemble_size=3, num_envs=8, log_every=64, checkpoint_every=64,
+           total_steps=128)
+TINY = ["--profile", "tiny", "--env", "ProbeTarget", "--episode_length", "0", "--progress",
+        "false", "--tensorboard", "false"]
+
+
+def _main():
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A finished run and a foreign one (another gamma), each with two checkpoints."""
+    root = tmp_path_factory.mktemp("runs")
+    cache = str(root / "xla")
+    train(tiny(compile_cache=cache, **RUN), root / "done", quiet=True)
+    train(tiny(compile_cache=cache, gamma=0.9, **RUN), root / "other", quiet=True)
+    return root, cache
+
+
+def _snapshot(root: pathlib.Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns,
+                                       hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file() and "xla" not in p.parts}
+
+
+def _largest_array_file(run_dir: pathlib.Path) -> pathlib.Path:
+    step = run_dir / "checkpoints" / str(checkpoint.latest(run_dir))
+    return max((p for p in step.rglob("d/*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def _corrupt(run_dir, other):
+    f = _largest_array_file(run_dir)
+    f.write_bytes(os.urandom(f.stat().st_size))
+
+
+def _truncate(run_dir, other):
+    f = _largest_array_file(run_dir)
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+
+
+def _foreign(run_dir, other):
+    shutil.rmtree(run_dir / "checkpoints")
+    shutil.copytree(other / "checkpoints", run_dir / "checkpoints")
+
+
+def _no_warp(monkeypatch):
+    monkeypatch.setattr(envs, "warp_available", lambda: False)
+
+
+CASES = {  # name: (argv after TINY (RUN_DIR: a copy of `done`), the line's gist, setup)
+    "unknown task": (["--env", "CheetaRun"], "unknown task 'CheetaRun'; did you mean CheetahRun?",
+                     None),
+    "unknown flag": (["--num_env", "3"], "unrecognized arguments: --num_env 3 (did you mean "
+                     "--num_envs?)", None),
+    "malformed profile": (["--profile", "BAD_TOML"], "not valid TOML: Invalid value (at line 2, "
+                          "column 16)", None),
+    "value out of range": (["--num_envs", "0"], "--num_envs must be >= 1, got 0", None),
+    "inconsistent sizes": (["--widths", "64,32", "--ensemble_size", "3"],
+                           "--widths lists 2 members but --ensemble_size is 3", None),
+    "existing run directory": (["--run_dir", "RUN_DIR"], "already holds a run", None),
+    "corrupt checkpoint": (["--resume", "RUN_DIR"], "cannot read the checkpoint", _corrupt),
+    "truncated checkpoint": (["--resume", "RUN_DIR"], "cannot read the checkpoint", _truncate),
+    "foreign checkpoint": (["--resume", "RUN_DIR"], "is not this run's checkpoint: its config "
+                           "differs in gamma", _foreign),
+    "--impl warp without MuJoCo Warp": (["--env", "CheetahRun", "--impl", "warp"],
+                                        "--impl warp needs MuJoCo Warp", "no_warp"),
+    "replay buffer beyond memory": (["--buffer_size", str(10**12)], "replay buffer needs", None),
+    "read-only run directory": (["--run_dir", "READ_ONLY"], "cannot write the run directory",
+                                None),
+    "Menagerie task": (["--env", "Go1JoystickFlatTerrain"], "Menagerie tasks", None),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gets_one_line_and_writes_nothing(case, runs, tmp_path, monkeypatch, capsys):
+    root, cache = runs
+    argv, gist, setup = CASES[case]
+    run_dir = tmp_path / "run"
+    shutil.copytree(root / "done", run_dir)
+    if callable(setup):
+        setup(run_dir, root / "other")
+    elif setup == "no_warp":
+        _no_warp(monkeypatch)
+    (tmp_path / "bad.toml").write_text("num_envs = 4\nhidden_width = = 3\n")
+    read_only = tmp_path / "locked"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    if os.geteuid() == 0:  # root writes through permission bits: a filesystem nobody writes
+        read_only = pathlib.Path("/sys/mjx_cikd_run")
+    monkeypatch.chdir(tmp_path)  # a default run directory would land here
+    words = {"RUN_DIR": str(run_dir), "BAD_TOML": str(tmp_path / "bad.toml"),
+             "READ_ONLY": str(read_only / "run")}
+    argv = [words.get(a, a) for a in argv]
+    if argv[0] == "--resume":
+        argv = argv + ["--compile_cache", cache]
+    else:
+        argv = TINY + ["--compile_cache", cache] + argv
+    before = _snapshot(tmp_path)
+    assert _main()(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and gist in err, err
+    assert _snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "locked", "run"]
+
+
+def test_a_full_disk_during_a_save_keeps_the_last_complete_checkpoint(runs, tmp_path,
+                                                                      monkeypatch, capsys):
+    """A save that fails (ENOSPC, simulated at the second save): one line, exit code 1, and the
+    first checkpoint still complete and the newest."""
+    import orbax.checkpoint as ocp
+
+    root, cache = runs
+    original, saves = ocp.CheckpointManager.save, []
+
+    def full(self, step, *a, **k):
+        saves.append(step)
+        if len(saves) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return original(self, step, *a, **k)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", full)
+    run_dir = tmp_path / "run"
+    assert _main()(TINY + ["--compile_cache", cache, "--run_dir", str(run_dir)] + [
+        f"--{k}={v}" for k, v in RUN.items()]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "cannot write checkpoint 128" in err and "No space left on device" in err
+    assert "the newest complete one is step 64" in err
+    assert checkpoint.latest(run_dir) == 64
