@@ -8,7 +8,9 @@ newest `keep` steps are kept. `meta` names what the state belongs to: the config
 the computation (`config.RESUMABLE` and `run_dir` left out), the task's implementation and the
 state's leaf shapes. `restore` refuses a checkpoint whose meta differs from the run that resumes
 it, naming the difference. Without the replay buffer (`--checkpoint_buffer false`) the buffer's
-leaves are not written; a restore then keeps the template's (empty) buffer.
+leaves are not written; a restore then keeps the template's (empty) buffer. A checkpoint
+written over D devices restores on any other number that divides N (`meta.shards`: the buffer's
+rows are mapped to the new layout by `parallel.relayout`).
 
 The state holds typed PRNG keys, which orbax cannot write: they travel as their raw key data.
 """
@@ -22,6 +24,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from mjx_cikd import parallel
 from mjx_cikd.config import RESUMABLE, ConfigError
 
 DIR = "checkpoints"
@@ -45,11 +48,15 @@ def _leaves(state, with_buffer: bool) -> list[tuple[str, Any]]:
 
 
 def _raw(x):
-    """A key's raw data (as shapes, for a template from `jax.eval_shape`); other leaves as is."""
-    if not is_key(x):
-        return x
-    return (jax.eval_shape(jax.random.key_data, x) if isinstance(x, jax.ShapeDtypeStruct)
-            else jax.random.key_data(x))
+    """A key's raw data; a template's shapes (from `jax.eval_shape`) placed on this process's
+    first device, so that a checkpoint written over several devices (and processes) reads back
+    on one."""
+    if isinstance(x, jax.ShapeDtypeStruct):
+        if is_key(x):
+            x = jax.eval_shape(jax.random.key_data, x)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding or
+                                    jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+    return jax.random.key_data(x) if is_key(x) else x
 
 
 def _to_data(state, with_buffer: bool) -> dict:
@@ -64,7 +71,7 @@ def describe(config, impl: str, state) -> dict:
     """The meta of a checkpoint of `state` (a TrainState over seeds, or its shapes)."""
     fields = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE + ("run_dir",)}
     return dict(config=fields, impl=impl, buffer=config.checkpoint_buffer,
-                shapes=_shapes(state, config.checkpoint_buffer))
+                shards=parallel.shards(config), shapes=_shapes(state, config.checkpoint_buffer))
 
 
 def path(run_dir) -> pathlib.Path:
@@ -167,7 +174,8 @@ def restore(run_dir, state_like, schedule_like, meta: dict, step: int | None = N
     step = latest(run_dir) if step is None else step
     if step is None:
         raise ConfigError(f"{path(run_dir)}: no complete checkpoint")
-    with_buffer = bool(verify(run_dir, step, meta)["buffer"])
+    have = verify(run_dir, step, meta)
+    with_buffer = bool(have["buffer"])
     target = {"state": _to_data(state_like, with_buffer),
               "schedule": {n: v for n, v in schedule_like._asdict().items()}}
     tree = _read(run_dir, step, lambda m: m.restore(step, args=ocp.args.Composite(
@@ -182,5 +190,9 @@ def restore(run_dir, state_like, schedule_like, meta: dict, step: int | None = N
             x = jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref) if isinstance(
                 ref, jax.Array) else None)
         leaves.append(x)
-    return Saved(step=int(step), state=jax.tree.unflatten(treedef, leaves),
-                 schedule=type(schedule_like)(**tree["schedule"]), with_buffer=with_buffer)
+    state = jax.tree.unflatten(treedef, leaves)
+    if with_buffer:  # written over another number of devices: the rows as this run lays them out
+        state = state.replace(buffer=parallel.relayout(
+            state.buffer, meta["config"]["num_envs"], have.get("shards", 1), meta["shards"]))
+    return Saved(step=int(step), state=state, schedule=type(schedule_like)(**tree["schedule"]),
+                 with_buffer=with_buffer)

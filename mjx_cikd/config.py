@@ -38,6 +38,7 @@ CHOICES = {
     "distill_schedule": ("fixed", "ada"),
     "policy_selection": ("uniform", "softmax", "eps_greedy"),
     "on_nonfinite": ("stop", "rollback"),
+    "parallel": ("data", "seeds"),
 }
 
 
@@ -55,20 +56,20 @@ class Config:
     env: str = "CheetahRun"
     impl: str = "auto"  # MJX implementation: jax | warp | auto (the faster one measured here)
     episode_length: int = 0  # 0: the task's own time limit
-    stagger_episodes: bool = True  # start env clocks at random steps: resets spread out, and
-    #                                R_k has finished (first, shorter) episodes within T/N steps
+    stagger_episodes: bool = True  # start env clocks at random steps: resets spread out
     num_envs: int = 64
     total_steps: int = 1_000_000  # env steps (transitions), summed over envs
     seed: int = 0
     num_seeds: int = 1  # independent seeds side by side in one program (vmap)
+    devices: int = 1  # D devices for one run (docs/parallel.md)
+    parallel: str = "data"  # data: the envs and buffer split over D | seeds: seeds on devices
     # --- ensemble ---------------------------------------------------------------------
     algo: str = "cikd"  # sac (K=1) | ensemble (K>1, shared buffer) | cikd
     ensemble_size: int = 3  # K
     widths: tuple[int, ...] = ()  # per-member hidden width; empty: hidden_width for all
     hidden_width: int = 256
     hidden_layers: int = 2
-    # the actor's log-std: smooth (a tanh squash into [-5, 2], gradients alive at the edges) |
-    # clip (the authors' hard clip into [-20, 2], train_ensemble_sac.py:82)
+    # the actor's log-std: smooth (tanh into [-5, 2]) | clip (train_ensemble_sac.py:82)
     log_std_bounds: str = "smooth"
     return_window: int = 5  # M: R_k is the mean of member k's last M training returns
     # --- SAC (Haarnoja et al. 2018, Table 1, unless the parallel setting says otherwise) ----
@@ -95,23 +96,19 @@ class Config:
     distill_steps: int = 64
     distill_epochs: float = 0.0  # E > 0: ceil(E * filled / B_d) steps instead of D
     distill_batch_size: int = 256  # B_d
-    # Fresh Adam per phase (authors: lr 1e-3 over whole passes of the buffer). At D = 64 steps,
-    # 1e-3 ended some phases mid-transient with the student's KL up 10-20x (docs/results.md);
-    # 3e-4 lowered it in every case measured. The paper profile keeps 1e-3.
+    # Fresh Adam per phase; the authors' 1e-3 (the paper profile's) ended some phases of D = 64
+    # steps mid-transient with the student's KL up 10-20x (docs/results.md)
     distill_lr: float = 3e-4
     distill_parts: str = "both"  # policy | critic | both: what a student learns from the teacher
     distill_target: str = "soft"  # soft: one tau step of the students' targets (authors) | hard
     hard_copy: bool = False  # students become copies of the teacher instead of distilling
     teacher: str = "best"  # best | random | worst: which member the election picks
     # the statistic R_k the election ranks: train_returns (the paper's: mean of the last M
-    # finished training episodes) | reward_rate (mean reward per env step since the last phase,
-    # x T) | eval (a deterministic evaluation of eval_episodes per member before the phase).
-    # eval by measurement: at N = 64 and 256 the paper's statistic describes policies many
-    # phases old and elects the truly best member no more often than chance (docs/election.md)
+    # training returns) | reward_rate (mean reward per step since the last phase, x T) | eval
+    # (an evaluation before the phase): eval by measurement (docs/election.md)
     election_metric: str = "eval"
     audit_election: bool = False  # evaluate every member at each phase, for the record only
-    distill_schedule: str = "fixed"  # fixed | ada: a phase point distils only when the best
-    #                                  member's softmax(R / selection_temperature) >= ada_threshold
+    distill_schedule: str = "fixed"  # fixed | ada: distil only when softmax(R / T) >= threshold
     ada_threshold: float = 0.8
     # policy selection at each episode start (after learning_starts): uniform | softmax over
     # R_k / temperature | eps_greedy (epsilon decays linearly from 1 to selection_epsilon over
@@ -130,9 +127,7 @@ class Config:
     checkpoint_every: int = 200_000  # env steps between checkpoints (and one at the end); 0: end only
     keep_checkpoints: int = 2  # the newest this many complete checkpoints are kept
     checkpoint_buffer: bool = True  # false: without the replay buffer (a resume is not exact)
-    # a loss, parameter or return turned non-finite: stop (keeping the last good checkpoint) |
-    # rollback (restore it, the faulty seeds with a fresh key, at most max_rollbacks times)
-    on_nonfinite: str = "stop"
+    on_nonfinite: str = "stop"  # stop | rollback (to the last good checkpoint; docs/survival.md)
     max_rollbacks: int = 3
     progress: bool = True
     compile_cache: str = "~/.cache/mjx_cikd/xla"  # persistent cache (XLA, Warp starts); "" off
@@ -157,9 +152,7 @@ class Config:
         the run overshoots total_steps by less than one step per chunk."""
         return ceil_div(self.total_iters, self.num_chunks)
 
-    @property
-    def interval_in_updates(self) -> bool:
-        return self.distill_interval == 0
+    interval_in_updates = property(lambda self: self.distill_interval == 0)
 
     @property
     def phase_period(self) -> int:
@@ -183,7 +176,7 @@ class Config:
         positive = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
                     "hidden_layers", "return_window", "batch_size", "updates_per_step",
                     "buffer_size", "distill_batch_size", "log_every", "eval_episodes",
-                    "keep_checkpoints")
+                    "keep_checkpoints", "devices")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
@@ -231,6 +224,12 @@ class Config:
         if self.hard_copy and self.distill_parts != "both":
             raise ConfigError("--hard_copy copies the whole teacher; --distill_parts does not "
                               "apply")
+        split = (("num_envs", "batch_size", "distill_batch_size") if self.parallel == "data"
+                 else ("num_seeds",))
+        for name in split if self.devices > 1 else ():
+            if getattr(self, name) % self.devices:
+                raise ConfigError(f"--parallel {self.parallel}: --{name} {getattr(self, name)} "
+                                  f"does not split over --devices {self.devices}")
         if self.buffer_size < self.num_envs:
             raise ConfigError(f"--buffer_size {self.buffer_size} is smaller than one vector "
                               f"step of --num_envs {self.num_envs}")
@@ -253,17 +252,17 @@ def field_types() -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
 
 
+BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
+
+
 def coerce(name: str, value, typ) -> object:
     """One value from TOML or the command line to the field's type, or a ConfigError."""
     try:
         if typ is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
+            text = str(value).strip().lower()  # True -> "true"
+            if text in BOOLS:
+                return BOOLS[text]
             raise ValueError(value)
         if typ == tuple[int, ...]:
             if isinstance(value, (list, tuple)):
@@ -315,10 +314,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None = None):
     parser = _Parser(description="mjx_cikd: SAC ensembles with CIKD on MJX", allow_abbrev=False)
     parser.add_argument("--profile", default=None, help="profiles/NAME.toml, overridden by flags")
-    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR from its newest checkpoint")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the run already in --run_dir (refused without it)")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue RUN_DIR")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run in --run_dir")
+    # one run over several processes (jax.distributed; docs/parallel.md); "auto": detect
+    parser.add_argument("--coordinator", default="", metavar="HOST:PORT")
+    parser.add_argument("--num_processes", type=int, default=1)
+    parser.add_argument("--process_id", type=int, default=0)
     for name, typ in field_types().items():
         default = getattr(Config, name, None)
         parser.add_argument(f"--{name}", default=None, metavar=typ.__name__.upper()
@@ -332,7 +333,8 @@ def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None 
 # Fields that say how far a run goes and how it is carried out, never what it computes: a resumed
 # run may change them, and two runs that differ only in them (and run_dir) are one experiment.
 RESUMABLE = ("total_steps", "progress", "tensorboard", "compile_cache", "checkpoint_every",
-             "keep_checkpoints", "checkpoint_buffer", "on_nonfinite", "max_rollbacks")
+             "keep_checkpoints", "checkpoint_buffer", "on_nonfinite", "max_rollbacks",
+             "devices", "parallel")
 
 
 def parse_flags(argv: list[str] | None = None, extra=None):
@@ -363,9 +365,7 @@ def config_from_args(argv: list[str] | None = None, extra=None) -> tuple[Config,
     return resolve({**profile, **given}), args
 
 
-# What a run did before these fields existed: a saved config holds every field of its day, so a
-# missing one predates the field (then the election ranked training returns and the students'
-# targets were set to their new critics).
+# What a run did before these fields existed (a saved config holds every field of its day)
 BEFORE_FIELDS = {"election_metric": "train_returns", "distill_target": "hard"}
 
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mjx_cikd import replay
+from mjx_cikd import parallel, replay
 from mjx_cikd.config import Config
 from mjx_cikd.ensemble import Ensemble, Members
 
@@ -59,8 +59,9 @@ def phase_steps(config: Config, filled: jax.Array) -> jax.Array:
 
 def make_phase(config: Config, ensemble: Ensemble):
     """-> phase(members, buffer, normalizer, teacher, key) -> (members, PhaseStats)."""
-    tx = optax.adam(config.distill_lr)
-    batch_size = config.distill_batch_size
+    par = parallel.Parallel(config)  # over devices: B_d / D rows each, gradients averaged
+    tx = par.optimizer(optax.adam(config.distill_lr))
+    batch_size = par.local(config.distill_batch_size)
     learn_policy = config.distill_parts in ("both", "policy")
     learn_critic = config.distill_parts in ("both", "critic")
 
@@ -164,7 +165,7 @@ def make_phase(config: Config, ensemble: Ensemble):
             steps = jnp.asarray(0, jnp.int32)
             moved = copy(members, teacher_rows)
         else:
-            steps = phase_steps(config, buf.size)
+            steps = phase_steps(config, par.total(buf.size))
             moved = distil(members, buf, norm, teacher_targets, k_steps, steps)
         new_members = []
         for group, old, new in zip(ensemble.groups, members, moved):
@@ -174,6 +175,7 @@ def make_phase(config: Config, ensemble: Ensemble):
             new_members.append(jax.tree.map(keep, old, new))
         new_members = tuple(new_members)
         kl_after, critic_after = gaps(new_members, teacher, *held)
-        return new_members, PhaseStats(kl_before, kl_after, critic_before, critic_after, steps)
+        gaps_all = par.mean((kl_before, kl_after, critic_before, critic_after))
+        return new_members, PhaseStats(*gaps_all, steps)
 
     return phase

@@ -47,8 +47,9 @@ class StopRequest:
                 else f"about {left:.0f} s" if left >= 1 else "under a second")
         long = (f"; a chunk is {self.chunk_s:.0f} s of training here (--log_every sets its length)"
                 if self.chunk_s > LONG_CHUNK_S else "")
-        self.say(f"\n[mjx_cikd] {self.name}: stopping after the chunk on the device ({wait}{long}), "
-                 f"then writing a checkpoint; {self.name} again quits at once without one")
+        self.say(f"\n[mjx_cikd] {self.name}: stopping after the chunk on the device ({wait}"
+                 f"{long}), then writing a checkpoint; {self.name} again quits at once without "
+                 f"one")
 
     def __enter__(self) -> "StopRequest":
         for s in SIGNALS:

@@ -127,6 +127,19 @@ class RunLogger:
             self._tb.close()
 
 
+class NullLogger:
+    """The logger of a run's other processes (only process 0 writes the run directory)."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def scalars(self, prefix: str, values: dict, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def read_metrics(run_dir: str | pathlib.Path, event: str | None = None) -> list[dict]:
     path = pathlib.Path(run_dir) / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

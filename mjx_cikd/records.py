@@ -23,6 +23,8 @@ def chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, s
     rows = [dict(event="log", seed=seed, env_steps=env_steps, wall_s=wall, sps=sps,
                  R=pick(log.recent_return), episodes=pick(log.episodes),
                  **{name: pick(v) for name, v in log.metrics.items()})]
+    if config.devices > 1 and config.parallel == "data":  # every device holds the same members
+        rows[0]["replicas_agree"] = bool(pick(log.replicas_agree))
     for t in np.flatnonzero(pick(log.eval_due)):
         ret = pick(log.eval_return)[t]
         rows.append(dict(event="eval", seed=seed, env_steps=(first_iteration + t + 1) * n,

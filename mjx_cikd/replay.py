@@ -91,13 +91,16 @@ def sample(buf: Replay, norm: norm_lib.Normalizer, key: jax.Array, shape) -> Bat
                          next_obs=norm_lib.normalize(norm, rows.next_obs))
 
 
-def check_fits(capacity: int, obs_size: int, action_size: int, copies: int = 1) -> int:
-    """Bytes of `copies` buffers; a ConfigError if the device cannot hold them."""
+def check_fits(capacity: int, obs_size: int, action_size: int, copies: int = 1,
+               devices: int = 1) -> int:
+    """Bytes of `copies` buffers, spread over `devices`; a ConfigError if a device cannot hold
+    its share."""
     total = copies * nbytes(capacity, obs_size, action_size)
     limit = device_memory_bytes()
-    if limit is not None and total > 0.9 * limit:
-        raise ConfigError(f"replay buffer needs {total / 2**30:.2f} GiB but the device has "
-                          f"{limit / 2**30:.2f} GiB; lower --buffer_size or --num_seeds")
+    if limit is not None and total / devices > 0.9 * limit:
+        raise ConfigError(f"replay buffer needs {total / devices / 2**30:.2f} GiB per device but "
+                          f"the device has {limit / 2**30:.2f} GiB; lower --buffer_size or "
+                          f"--num_seeds")
     return total
 
 

@@ -13,7 +13,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,9 +21,9 @@ import mujoco
 import numpy as np
 from tqdm import tqdm
 
-from mjx_cikd import checkpoint, envs, faults, interrupt, records, replay, start_cache
+from mjx_cikd import checkpoint, envs, faults, interrupt, parallel, records, replay, start_cache
 from mjx_cikd.config import Config, ceil_div
-from mjx_cikd.logger import RunLogger, claim
+from mjx_cikd.logger import NullLogger, RunLogger, claim
 from mjx_cikd.trainer import ChunkLog, Schedule, Trainer, TrainState, make_train
 
 
@@ -45,10 +45,19 @@ class Compiled:
     init: Callable[[jax.Array, envs.Starts], TrainState]  # compiled, over S seeds
     chunk: Callable[[TrainState, Schedule], tuple[TrainState, Schedule, ChunkLog]]  # S seeds
     compile_s: float
+    shardings: Any = None  # of the state over the run's devices (None: one device)
 
     def start(self, keys: jax.Array) -> TrainState:
         """The training state of the seeds `keys` at t = 0."""
         return self.init(keys, self.first(keys))
+
+    def place(self, state: TrainState, sched: Schedule) -> tuple[TrainState, Schedule]:
+        """A state (e.g. restored) and schedule where the compiled chunk expects them."""
+        if self.shardings is None:
+            return state, sched
+        replicated = parallel.replicated(self.trainer.config)
+        return (parallel.place(state, self.shardings),
+                parallel.place(sched, jax.tree.map(lambda _: replicated, sched)))
 
 
 def seed_keys(config: Config) -> jax.Array:
@@ -62,17 +71,24 @@ def build(config: Config, trainer: Trainer | None = None,
     whose reset is costly (`start_cache`); that reset is compiled only if they are not there."""
     trainer = trainer or make_train(config)
     cache_dir = config.compile_cache if cache_dir is None else cache_dir
-    init = jax.jit(jax.vmap(trainer.init))
-    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)),
-                    donate_argnums=0)
+    chunk = jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0))
     start = time.perf_counter()
     keys = seed_keys(config)
     first = start_cache.prepare(trainer, keys, cache_dir)
+    state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, first.shape)
+    shardings, sched_sharding = None, None
+    if config.devices > 1:  # over a device mesh (parallel.py)
+        shardings = parallel.shardings(config, state_shape)
+        sched_sharding = parallel.replicated(config)
+        chunk = parallel.sharded_chunk(config, chunk, state_shape)
+    # over several processes each builds the whole state and `place` keeps its devices' parts
+    init = jax.jit(jax.vmap(trainer.init),
+                   out_shardings=shardings if jax.process_count() == 1 else None)
+    chunk = jax.jit(chunk, in_shardings=(shardings, sched_sharding), donate_argnums=0)
     init_c = init.lower(keys, first.shape).compile()
-    state_shape = jax.eval_shape(init, keys, first.shape)
     chunk_c = chunk.lower(state_shape, trainer.schedule()).compile()
     return Compiled(trainer=trainer, first=first, init=init_c, chunk=chunk_c,
-                    compile_s=time.perf_counter() - start)
+                    compile_s=time.perf_counter() - start, shardings=shardings)
 
 
 def phase_cost_note(config: Config) -> str | None:
@@ -102,10 +118,11 @@ def describe_device() -> dict:
             "jax": jax.__version__, "mujoco": mujoco.__version__}
 
 
-def run_facts(task: envs.Task) -> dict:
+def run_facts(task: envs.Task, config: Config) -> dict:
     """What a run actually ran with, beside the config as given (`impl: auto`, `episode_length:
-    0`): the resolved implementation and time limit, the device and the libraries' versions."""
+    0`): the resolved implementation and time limit, the devices and the libraries' versions."""
     return dict(impl=task.impl, episode_length=task.episode_length, **describe_device(),
+                devices=config.devices, parallel=config.parallel if config.devices > 1 else None,
                 versions=envs.library_versions())
 
 
@@ -158,7 +175,7 @@ class _Loop:
             saved = checkpoint.restore(self.run_dir, fresh, sched, self.meta, step)
             fresh, sched = saved.state, saved.schedule
         seeds = np.flatnonzero(bad)
-        state = _fresh_keys(fresh, seeds, self.rollbacks)
+        state, sched = self.compiled.place(_fresh_keys(fresh, seeds, self.rollbacks), sched)
         self.logger.write(dict(event="rollback", env_steps=fault["env_steps"], to=step or 0,
                                seeds=seeds, count=self.rollbacks, fault=fault))
         self.say(f"[mjx_cikd] rollback {self.rollbacks}/{self.config.max_rollbacks}: "
@@ -205,6 +222,10 @@ class _Loop:
                         + (f"; the last good checkpoint is env step {kept:,} in "
                            f"{checkpoint.path(self.run_dir)}" if kept is not None
                            else "; no checkpoint was written before it"), 1)
+                if not np.all(log.replicas_agree):
+                    self.close_bar()
+                    raise Stopped(f"the devices' copies of the members differ after env step "
+                                  f"{(iteration + ipc) * n:,} (a bug: please report it)", 1)
                 sps = ipc * n * config.num_seeds / (time.perf_counter() - t0)
                 self.write_chunk(log, iteration, sps)
                 iteration += ipc
@@ -260,12 +281,15 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
     if it has none); `overwrite`: replace the run the directory holds (refused without either).
     A signal or a numeric fault ends the run early with `Stopped`."""
     enable_compile_cache(config.compile_cache)
+    quiet = quiet or not parallel.primary()  # one voice and one log for a run of many processes
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     task = envs.make_task(config)
     nbytes = replay.check_fits(config.buffer_rows, task.obs_size, task.action_size,
-                               config.num_seeds)
+                               config.num_seeds, config.devices)
+    parallel.check(config, task)
     run_dir = pathlib.Path(run_dir or config.run_dir or default_run_dir(config))
-    claim(run_dir, resume, overwrite)  # before anything is written
+    if parallel.primary():
+        claim(run_dir, resume, overwrite)  # before anything is written
     trainer = make_train(config, task)
     shapes = jax.eval_shape(jax.vmap(trainer.init), seed_keys(config))
     meta = checkpoint.describe(config, task.impl, shapes)
@@ -284,12 +308,13 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
     note = phase_cost_note(config)
     if note:
         say(f"[mjx_cikd] note: {note}")
-    logger = RunLogger(run_dir, config.to_dict(), config.tensorboard, run_facts(task))
+    logger = (RunLogger(run_dir, config.to_dict(), config.tensorboard, run_facts(task, config))
+              if parallel.primary() else NullLogger())
     start = time.perf_counter()
     compiled = build(config, trainer)
     say(f"[mjx_cikd] compiled in {compiled.compile_s:.1f}s; run dir {run_dir}")
     logger.write(dict(event="run", phase="start", compile_s=compiled.compile_s,
-                      replay_bytes=nbytes, **run_facts(task)))
+                      replay_bytes=nbytes, **run_facts(task, config)))
     state, sched = compiled.start(seed_keys(config)), trainer.schedule()
     if saved is not None:  # what the checkpoint lacks (the buffer, if saved without) is fresh
         state = jax.tree.map(lambda old, new: new if isinstance(old, jax.ShapeDtypeStruct)
@@ -299,6 +324,7 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
             f"{saved.step:,})" + ("" if saved.with_buffer else "; the checkpoint has no replay "
                                   "buffer (--checkpoint_buffer false): the run refills it and "
                                   "is not the uninterrupted run's"))
+    state, sched = compiled.place(state, sched)
     loop = _Loop(config, compiled, logger, run_dir, meta, say, start)
     try:
         iteration, first, loop_s = loop.run(state, sched, show_progress=config.progress and

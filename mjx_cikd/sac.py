@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mjx_cikd import networks
+from mjx_cikd import networks, parallel
 from mjx_cikd.config import Config
 from mjx_cikd.replay import Batch
 
@@ -109,11 +109,13 @@ class SAC(NamedTuple):
 
 
 def make_sac(config: Config, obs_size: int, action_size: int, width: int) -> SAC:
+    # over several devices the gradients are averaged across them first (parallel.py)
+    tx = parallel.Parallel(config).optimizer
     return SAC(
         actor=networks.Actor(width, config.hidden_layers, action_size, config.log_std_bounds),
         critic=networks.Critic(width, config.hidden_layers),
-        actor_tx=optax.adam(config.actor_lr),
-        critic_tx=optax.adam(config.critic_lr),
-        alpha_tx=optax.adam(config.alpha_lr),
+        actor_tx=tx(optax.adam(config.actor_lr)),
+        critic_tx=tx(optax.adam(config.critic_lr)),
+        alpha_tx=tx(optax.adam(config.alpha_lr)),
         gamma=config.gamma, tau=config.tau, init_alpha=config.init_alpha,
         target_entropy=-float(action_size), obs_size=obs_size, action_size=action_size)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mjx_cikd import distillation, election, envs, faults, networks, replay, selection
+from mjx_cikd import distillation, election, envs, faults, networks, parallel, replay, selection
 from mjx_cikd import normalizer as norm_lib
 from mjx_cikd.config import Config
 from mjx_cikd.ensemble import Ensemble, Members, make_ensemble
@@ -100,6 +100,7 @@ class ChunkLog(NamedTuple):
     eval_due: jax.Array  # [T]
     eval_return: jax.Array  # [T, K]
     faults: faults.Faults  # [K] each: where a loss, parameter or return turned non-finite
+    replicas_agree: jax.Array  # over several devices: they hold the same parameters (else True)
 
 
 def sac_steps(ensemble, members, buffer: replay.Replay, norm: norm_lib.Normalizer, key,
@@ -169,6 +170,7 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     k, n, a = ensemble.size, config.num_envs, task.action_size
     evaluate = make_evaluate(config, task, ensemble)
     phase = distillation.make_phase(config, ensemble)
+    par = parallel.Parallel(config)  # the identity on one device (parallel.py)
     # 0: evaluate on the last iteration of every chunk, i.e. at each log point
     eval_every = config.iters_per_chunk * n if config.eval_every <= 0 else config.eval_every
 
@@ -194,8 +196,9 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
 
     def sac_updates(state: TrainState, key, count: int, batch_size: int):
         members, metrics = sac_steps(ensemble, state.members, state.buffer, state.norm, key,
-                                     count, batch_size)
-        return state.replace(members=members), jax.tree.map(lambda x: x.mean(0), metrics)
+                                     count, par.local(batch_size))
+        return state.replace(members=members), par.mean(jax.tree.map(lambda x: x.mean(0),
+                                                                     metrics))
 
     no_metrics = {name: jnp.zeros(k) for name in METRICS}
 
@@ -235,12 +238,12 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
 
     def extra_phase(state: TrainState, phases, key, audit_key):
         """The "(extra)" baselines: the phase's gradient steps spent on SAC updates instead."""
-        steps = distillation.phase_steps(config, state.buffer.size)
+        steps = distillation.phase_steps(config, par.total(state.buffer.size))
 
         def one(i, members):
             k_batch, k_update = jax.random.split(jax.random.fold_in(key, i))
             batch = replay.sample(state.buffer, state.norm, k_batch,
-                                  (k, config.distill_batch_size))
+                                  (k, par.local(config.distill_batch_size)))
             return ensemble.update(members, batch, jax.random.split(k_update, k))[0]
 
         members = jax.lax.fori_loop(0, steps, one, state.members)
@@ -257,12 +260,15 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     def iteration(carry, _):
         state, sched = carry
         key, k_act, k_rand, k_env, k_sel, k_upd, k_phase = jax.random.split(state.key, 7)
+        # this device's own draws for its envs and batches (the same keys on one device)
+        k_act, k_rand, k_env, k_sel, k_upd = map(par.local_key, (k_act, k_rand, k_env, k_sel,
+                                                                  k_upd))
         steps_before = sched.iteration * n
         steps_after = steps_before + n
         acting = steps_before >= config.learning_starts  # the members' policies act
 
         action = act(ensemble, state.members, state.norm, state.env.obs, state.member, k_act)
-        uniform = jax.random.uniform(k_rand, (n, a), minval=-1.0, maxval=1.0)
+        uniform = jax.random.uniform(k_rand, action.shape, minval=-1.0, maxval=1.0)
         action = jnp.where(acting, action, uniform)
 
         env, out = task.step(state.env, action, k_env)
@@ -278,12 +284,16 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
             probs = jnp.where(acting, selection.selection_probs(
                 config.policy_selection, scores(state), config.selection_temperature, epsilon),
                 1.0 / k)
+        # what the shared statistics read comes from every device's envs
+        everyone = par.gather(dict(member=state.member, ep_return=ep_return,
+                                   next_obs=out.next_obs, reward=out.reward,
+                                   ended=finished & state.ep_full, ep_start=state.ep_start))
         state = state.replace(
             env=env, buffer=buffer, key=key,
-            norm=norm_lib.update(state.norm, out.next_obs),
-            ring=election.record(state.ring, state.member, ep_return, finished & state.ep_full,
-                                 state.ep_start),
-            rate=election.accumulate(state.rate, state.member, out.reward, acting),
+            norm=norm_lib.update(state.norm, everyone["next_obs"]),
+            ring=election.record(state.ring, everyone["member"], everyone["ep_return"],
+                                 everyone["ended"], everyone["ep_start"]),
+            rate=election.accumulate(state.rate, everyone["member"], everyone["reward"], acting),
             ep_return=jnp.where(finished, 0.0, ep_return),
             ep_full=state.ep_full | finished,
             ep_start=jnp.where(finished, sched.phases, state.ep_start),
@@ -326,9 +336,10 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         if config.audit_election:
             bad_returns = bad_returns | (logs.phase.due[:, None] & ~jnp.isfinite(logs.phase.audit))
         found = faults.check(logs.metrics, logs.learning, bad_returns, ~logs.finite)
+        agree = parallel.replicas_agree(state.members) if par.on else jnp.asarray(True)
         log = ChunkLog(metrics=metrics, recent_return=election.recent_mean(state.ring),
                        episodes=state.ring.count, phase=logs.phase, eval_due=logs.eval_due,
-                       eval_return=logs.eval_return, faults=found)
+                       eval_return=logs.eval_return, faults=found, replicas_agree=agree)
         return state, sched, log
 
     return Trainer(config=config, task=task, ensemble=ensemble, layout=layout, init=init,

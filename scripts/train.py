@@ -7,9 +7,11 @@
 
 Every field of mjx_cikd.config.Config is a flag; --profile NAME loads profiles/NAME.toml first.
 `--resume RUN_DIR [--total_steps N]` continues a run from its newest checkpoint; `--overwrite`
-replaces the run a --run_dir already holds. Ctrl-C (or SIGTERM) stops after the current chunk
-with a checkpoint and prints the command that resumes. Exit codes: 0 done, 1 a numeric fault or
-a failed save, 2 bad input, 128 + N stopped by signal N.
+replaces the run a --run_dir already holds. `--devices D` runs over D devices, and
+`--coordinator HOST:PORT --num_processes P --process_id I` over P processes (docs/parallel.md).
+Ctrl-C (or SIGTERM) stops after the current chunk with a checkpoint and prints the command that
+resumes. Exit codes: 0 done, 1 a numeric fault or a failed save, 2 bad input, 128 + N stopped
+by signal N.
 """
 
 import sys
@@ -20,7 +22,10 @@ from mjx_cikd.config import ConfigError, config_from_args
 def main(argv=None) -> int:
     try:
         config, args = config_from_args(argv)
-        from mjx_cikd import envs
+        from mjx_cikd import envs, parallel
+
+        if args.coordinator:  # before anything asks JAX for its devices
+            parallel.join(args.coordinator, args.num_processes, args.process_id)
 
         envs.resolve_impl(config.env, config.impl)
         from mjx_cikd.run import Stopped, train
