@@ -10,6 +10,10 @@ teacher (the authors' order: their evaluator runs at t = 20000 one step before t
 distils at t = 20000, `custom_train_agent_batch.py:114-118, 152-153`).
 The schedule (iteration index, steps toward the next phase point) is carried unbatched: under a
 vmap over seeds, every `lax.cond` keeps a scalar predicate and runs one branch, never both.
+Over several devices (`parallel.py`) this same body runs on every device's share of the envs;
+`par` marks the few places where the devices meet (their own draws, gathered statistics,
+averaged metrics). After every iteration each member's parameters are checked for non-finite
+values (`faults.py`).
 """
 
 from __future__ import annotations

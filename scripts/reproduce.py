@@ -44,9 +44,9 @@ def _add_args(parser) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         flags, profile, args = config_lib.parse_flags(argv, _add_args)
-        if args.resume:
-            raise ConfigError("--resume is not used here: re-run the same reproduce command to "
-                              "continue its runs")
+        if args.resume or args.overwrite or args.coordinator:
+            raise ConfigError("--resume, --overwrite and --coordinator are train.py's: re-run the "
+                              "same reproduce command to continue its runs")
         spec = cluster.parse(args.cluster, args.cpus_per_run)
         out = pathlib.Path(args.out)
         plan = functools.partial(  # absolute on a cluster: a worker's working dir is not ours

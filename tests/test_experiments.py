@@ -46,7 +46,8 @@ def _finish(p, steps=None):
 
 def test_reproduce_refuses_bad_sets_and_flags_with_one_line():
     for argv in (["fig9"], ["fig1", "--algo", "sac"], ["fig1", "--bogus", "1"],
-                 ["teacher", "--teacher", "random"], ["election", "--audit_election", "true"]):
+                 ["teacher", "--teacher", "random"], ["election", "--audit_election", "true"],
+                 ["fig1", "--overwrite"], ["fig1", "--coordinator", "localhost:1"]):
         proc = _script(ROOT / "scripts" / "reproduce.py", *argv, timeout=120)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
