@@ -107,7 +107,7 @@ class Saved(NamedTuple):
 def save(run_dir, step: int, state, schedule, meta: dict, keep: int) -> None:
     """Write step `step` (replacing one of that number), then drop all but the newest `keep`."""
     tree = {"state": _to_data(state, meta["buffer"]),
-            "schedule": {name: v for name, v in schedule._asdict().items()}}
+            "schedule": schedule._asdict()}
     with _manager(run_dir, keep) as manager:
         if step in manager.all_steps():
             manager.delete(step)
@@ -177,7 +177,7 @@ def restore(run_dir, state_like, schedule_like, meta: dict, step: int | None = N
     have = verify(run_dir, step, meta)
     with_buffer = bool(have["buffer"])
     target = {"state": _to_data(state_like, with_buffer),
-              "schedule": {n: v for n, v in schedule_like._asdict().items()}}
+              "schedule": schedule_like._asdict()}
     tree = _read(run_dir, step, lambda m: m.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target))).state)
     data = tree["state"]

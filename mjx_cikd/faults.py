@@ -5,8 +5,8 @@ losses and evaluation returns of its log) and on one reduction of the members' p
 iteration (per iteration, so that a member whose parameters turned NaN is named before its NaN
 actions reach the shared buffer and every member's losses), and comes back as one small
 `Faults` record per seed: the first iteration of the chunk at which each quantity of each member
-was non-finite. The host turns it into a message naming the env
-step, the seed, the member and the quantity (`describe`), and the run stops or rolls back.
+was non-finite. The host turns it into a message naming the env step, the seed, the member
+and the quantity (`describe`), and the run stops or rolls back.
 """
 
 from __future__ import annotations

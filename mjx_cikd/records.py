@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from mjx_cikd import election
+from mjx_cikd import election, parallel
 from mjx_cikd.config import Config
 from mjx_cikd.logger import RunLogger
 
@@ -23,7 +23,7 @@ def chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, s
     rows = [dict(event="log", seed=seed, env_steps=env_steps, wall_s=wall, sps=sps,
                  R=pick(log.recent_return), episodes=pick(log.episodes),
                  **{name: pick(v) for name, v in log.metrics.items()})]
-    if config.devices > 1 and config.parallel == "data":  # every device holds the same members
+    if parallel.data_parallel(config):  # every device holds the same members
         rows[0]["replicas_agree"] = bool(pick(log.replicas_agree))
     for t in np.flatnonzero(pick(log.eval_due)):
         ret = pick(log.eval_return)[t]

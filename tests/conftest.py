@@ -1,5 +1,6 @@
 """Shared fixtures: small configs on the probe tasks, so each compiled loop costs seconds."""
 
+import importlib.util
 import os
 import pathlib
 import sys
@@ -18,3 +19,12 @@ def tiny(**overrides):
     values.update(overrides)
     return resolve(values)
 
+
+
+def script(name: str):
+    """scripts/NAME.py as a module (its `main(argv)` called in-process)."""
+    path = pathlib.Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -6,29 +6,20 @@ compares every file's size, time and bytes before and after."""
 
 import errno
 import hashlib
-import importlib.util
 import os
 import pathlib
 import shutil
 
 import pytest
 
-from conftest import tiny
+from conftest import script, tiny
 from mjx_cikd import checkpoint, envs
 from mjx_cikd.run import train
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = dict(algo="cikd", ensemble_size=3, num_envs=8, log_every=64, checkpoint_every=64,
            total_steps=128)
 TINY = ["--profile", "tiny", "--env", "ProbeTarget", "--episode_length", "0", "--progress",
         "false", "--tensorboard", "false"]
-
-
-def _main():
-    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +111,7 @@ def test_bad_input_gets_one_line_and_writes_nothing(case, runs, tmp_path, monkey
     else:
         argv = TINY + ["--compile_cache", cache] + argv
     before = _snapshot(tmp_path)
-    assert _main()(argv) == 2
+    assert script("train").main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and gist in err, err
     assert _snapshot(tmp_path) == before
@@ -144,7 +135,7 @@ def test_a_full_disk_during_a_save_keeps_the_last_complete_checkpoint(runs, tmp_
 
     monkeypatch.setattr(ocp.CheckpointManager, "save", full)
     run_dir = tmp_path / "run"
-    assert _main()(TINY + ["--compile_cache", cache, "--run_dir", str(run_dir)] + [
+    assert script("train").main(TINY + ["--compile_cache", cache, "--run_dir", str(run_dir)] + [
         f"--{k}={v}" for k, v in RUN.items()]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "cannot write checkpoint 128" in err and "No space left on device" in err

@@ -2,7 +2,6 @@
 run's own last evaluation, --video writes an mp4 holding one frame per step of the filmed
 episode, and a directory that holds no run (or no checkpoint) is a one-line error."""
 
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -12,7 +11,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from conftest import tiny
+from conftest import script, tiny
 from mjx_cikd.logger import read_metrics
 from mjx_cikd.run import train
 
@@ -76,15 +75,8 @@ def test_the_table_repeats_the_runs_last_evaluation_and_the_video_has_a_frame_pe
     assert any(f.std() > 5 for f in frames)  # a rendered scene, not a blank buffer
 
 
-def _main():
-    spec = importlib.util.spec_from_file_location("evaluate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def test_no_run_or_no_checkpoint_is_a_one_line_error_and_writes_nothing(tmp_path, capsys):
-    main = _main()
+    main = script("evaluate").main
     video = tmp_path / "v.mp4"
     assert main([str(tmp_path), "--video", str(video)]) == 2
     err = capsys.readouterr().err

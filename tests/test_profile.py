@@ -1,21 +1,11 @@
 """scripts/profiler.py: a trace that holds the annotated chunks, and the phase-breakdown table."""
 
-import importlib.util
-import pathlib
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("profiler", ROOT / "scripts/profiler.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import script
 
 
 def test_profile_writes_a_trace_of_the_chunks_and_prints_the_breakdown(tmp_path, capsys):
     trace_dir = tmp_path / "trace"
-    rc = _script().main(["--profile", "tiny", "--env", "ProbeTarget", "--episode_length", "0",
+    rc = script("profiler").main(["--profile", "tiny", "--env", "ProbeTarget", "--episode_length", "0",
                          "--algo", "sac", "--ensemble_size", "1", "--total_steps", "256",
                          "--log_every", "64", "--compile_cache", "", "--chunks", "2",
                          "--repeats", "1", "--trace_dir", str(trace_dir)])
@@ -34,5 +24,5 @@ def test_profile_writes_a_trace_of_the_chunks_and_prints_the_breakdown(tmp_path,
 
 
 def test_profile_refuses_a_bad_chunk_count(capsys):
-    assert _script().main(["--profile", "tiny", "--env", "ProbeTarget", "--chunks", "0"]) == 2
+    assert script("profiler").main(["--profile", "tiny", "--env", "ProbeTarget", "--chunks", "0"]) == 2
     assert "--chunks" in capsys.readouterr().err
