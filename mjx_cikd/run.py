@@ -13,7 +13,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -144,6 +144,15 @@ def _fresh_keys(state: TrainState, seeds: np.ndarray, count: int) -> TrainState:
     return state.replace(key=jax.random.wrap_key_data(jnp.asarray(data)))
 
 
+class LoopEnd(NamedTuple):
+    """Where the host loop stopped: the vector steps taken in all, those at its start (a resumed
+    run's checkpoint), and the seconds it ran."""
+
+    iteration: int
+    first: int
+    loop_s: float
+
+
 class _Loop:
     """The host loop of one run: chunks, records, progress, checkpoints, signals, faults."""
 
@@ -187,7 +196,7 @@ class _Loop:
         return (f"non-finite {f['quantity']} of member {f['member']}, seed {f['seed']} "
                 f"(--seed {self.config.seed + f['seed']}), by env step {f['env_steps']:,}")
 
-    def run(self, state, sched, show_progress: bool):
+    def run(self, state, sched, show_progress: bool) -> LoopEnd:
         config, n, ipc = self.config, self.config.num_envs, self.config.iters_per_chunk
         iteration = first = int(sched.iteration)  # host-side mirror of the schedule's counter
         ckpt_every = (max(1, config.checkpoint_every // (ipc * n)) if config.checkpoint_every
@@ -243,7 +252,8 @@ class _Loop:
                 if (ckpt_every and chunks % ckpt_every == 0) or iteration >= config.total_iters:
                     self.save(state, sched)
         self.close_bar()
-        return iteration, first, time.perf_counter() - loop_start
+        return LoopEnd(iteration=iteration, first=first,
+                       loop_s=time.perf_counter() - loop_start)
 
     def write_chunk(self, log, iteration: int, sps: float) -> None:
         n, ipc = self.config.num_envs, self.config.iters_per_chunk
@@ -327,10 +337,10 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
     state, sched = compiled.place(state, sched)
     loop = _Loop(config, compiled, logger, run_dir, meta, say, start)
     try:
-        iteration, first, loop_s = loop.run(state, sched, show_progress=config.progress and
-                                            not quiet)
-        ran = (iteration - first) * config.num_envs
-        summary = dict(event="run", phase="end", env_steps=iteration * config.num_envs,
+        end = loop.run(state, sched, show_progress=config.progress and not quiet)
+        ran = (end.iteration - end.first) * config.num_envs
+        loop_s = end.loop_s
+        summary = dict(event="run", phase="end", env_steps=end.iteration * config.num_envs,
                        loop_s=loop_s, wall_s=time.perf_counter() - start,
                        compile_s=compiled.compile_s,
                        sps=ran * config.num_seeds / max(loop_s, 1e-9),
