@@ -79,6 +79,9 @@ class Config:
     gamma: float = 0.99
     tau: float = 0.005
     init_alpha: float = 1.0
+    # the temperature's target entropy is -scale |A|: 1 in Haarnoja et al.; Brax's SAC uses 0.5
+    target_entropy_scale: float = 1.0
+    critic_layer_norm: bool = False  # LayerNorm in the Q-networks' hidden layers (Playground)
     batch_size: int = 256  # B, per member
     updates_per_step: int = 8  # U: updates of every member per vector env step
     buffer_size: int = 1_000_000  # transitions, shared by the members
@@ -187,7 +190,7 @@ class Config:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
         for name in ("actor_lr", "critic_lr", "alpha_lr", "distill_lr", "init_alpha",
-                     "selection_temperature"):
+                     "selection_temperature", "target_entropy_scale"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.gamma < 1:

@@ -21,11 +21,14 @@ class MLP(nn.Module):
     width: int
     layers: int
     out: int
+    layer_norm: bool = False  # LayerNorm after each hidden activation (Brax's MLP order)
 
     @nn.compact
     def __call__(self, x):
         for _ in range(self.layers):
             x = nn.relu(nn.Dense(self.width)(x))
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
         return nn.Dense(self.out)(x)
 
 
@@ -49,15 +52,17 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """(s, a) -> [Q1, Q2], two independent MLPs."""
+    """(s, a) -> [Q1, Q2], two independent MLPs, with LayerNorm in their hidden layers when
+    `layer_norm` (as MuJoCo Playground's tuned SAC, `q_network_layer_norm`)."""
 
     width: int
     layers: int
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs, action):
         x = jnp.concatenate([obs, action], axis=-1)
-        q = [MLP(self.width, self.layers, 1)(x)[..., 0] for _ in range(2)]
+        q = [MLP(self.width, self.layers, 1, self.layer_norm)(x)[..., 0] for _ in range(2)]
         return jnp.stack(q, axis=-1)
 
 

@@ -113,9 +113,9 @@ def make_sac(config: Config, obs_size: int, action_size: int, width: int) -> SAC
     tx = parallel.Parallel(config).optimizer
     return SAC(
         actor=networks.Actor(width, config.hidden_layers, action_size, config.log_std_bounds),
-        critic=networks.Critic(width, config.hidden_layers),
+        critic=networks.Critic(width, config.hidden_layers, config.critic_layer_norm),
         actor_tx=tx(optax.adam(config.actor_lr)),
         critic_tx=tx(optax.adam(config.critic_lr)),
         alpha_tx=tx(optax.adam(config.alpha_lr)),
         gamma=config.gamma, tau=config.tau, init_alpha=config.init_alpha,
-        target_entropy=-float(action_size), obs_size=obs_size, action_size=action_size)
+        target_entropy=-config.target_entropy_scale * action_size, obs_size=obs_size, action_size=action_size)

@@ -1,0 +1,74 @@
+"""Brax's own SAC trainer in MuJoCo Playground's tuned config, one task and seed, for comparison.
+
+    python scripts/brax_sac.py --env CartpoleSwingup --seed 0 --total_steps 200000 --out DIR
+
+Writes DIR/metrics.jsonl in mjx_cikd's format (`eval` records with the deterministic return of
+`--eval_episodes` episodes, `wall_s` from before the environment is built, compile included) and
+DIR/config.json (Playground's config as run). Kept outside the package: the trainer never imports
+Brax's training code. What differs from `--profile playground`: mjx_cikd/bench/baseline.py.
+"""
+
+import argparse
+import json
+import pathlib
+import time
+
+import jax
+
+if not hasattr(jax, "device_put_replicated"):  # removed from JAX; Brax 0.14.2 still calls it
+    # a leading axis of one per device is what its pmapped functions take
+    jax.device_put_replicated = lambda tree, devices: jax.tree.map(
+        lambda x: jax.numpy.stack([x] * len(devices)), tree)
+
+from brax.training.agents.sac import networks as sac_networks  # noqa: E402
+from brax.training.agents.sac import train as sac_train  # noqa: E402
+from mujoco_playground import registry, wrapper  # noqa: E402
+from mujoco_playground.config import dm_control_suite_params  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="CartpoleSwingup", help="a Playground DM Control task")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--total_steps", type=int, default=200_000, help="env steps")
+    parser.add_argument("--eval_every", type=int, default=10_000, help="env steps")
+    parser.add_argument("--eval_episodes", type=int, default=10, help="deterministic episodes")
+    parser.add_argument("--out", required=True, help="the run directory to write")
+    args = parser.parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=False)
+    start = time.perf_counter()
+    env = registry.load(args.env, config_overrides={"impl": "jax"})
+    params = dm_control_suite_params.brax_sac_config(args.env).to_dict()
+    params.update(num_timesteps=args.total_steps,
+                  num_evals=args.total_steps // args.eval_every + 1)
+    net = dict(params.pop("network_factory"))
+    params.pop("num_resets_per_eval", None)  # Playground's train script's, not Brax's train
+    (out / "config.json").write_text(json.dumps(dict(
+        system="brax", env=args.env, seed=args.seed, total_steps=args.total_steps,
+        eval_episodes=args.eval_episodes, deterministic_eval=True, network_factory=net,
+        **params), indent=2))
+    log = open(out / "metrics.jsonl", "w")
+
+    def progress(steps, metrics):
+        ret = float(metrics["eval/episode_reward"])
+        log.write(json.dumps(dict(event="eval", seed=0, env_steps=int(steps), returns=[ret],
+                                  best=ret, worst=ret, mean=ret,
+                                  wall_s=time.perf_counter() - start)) + "\n")
+        log.flush()
+        print(f"[brax_sac] {args.env} seed {args.seed}: {int(steps):,} env steps, "
+              f"eval {ret:.1f}, {time.perf_counter() - start:.0f}s", flush=True)
+
+    sac_train.train(
+        environment=env, eval_env=registry.load(args.env, config_overrides={"impl": "jax"}),
+        wrap_env_fn=wrapper.wrap_for_brax_training, seed=args.seed, progress_fn=progress,
+        num_eval_envs=args.eval_episodes, deterministic_eval=True,
+        network_factory=lambda *a, **k: sac_networks.make_sac_networks(*a, **k, **net),
+        **params)
+    log.write(json.dumps(dict(event="run", phase="end", wall_s=time.perf_counter() - start))
+              + "\n")
+    log.close()
+
+
+if __name__ == "__main__":
+    main()
