@@ -7,7 +7,7 @@ Finds every run directory under RUNS (a directory holding metrics.jsonl, at any 
 by experiment set and task, and writes per set FIGS/<set>.png (learning curves with 95% bootstrap
 bands), FIGS/<set>.md (final returns, steps to a threshold, rliable's IQM and probability of
 improvement, the election audit) and, for runs that audited their elections,
-FIGS/<set>-election.png. What each holds: `mjx_cikd/analysis.py`.
+FIGS/<set>-election.png. What each holds: `mjx_cikd/experiments/analysis.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import pathlib
 import sys
 
-from mjx_cikd import analysis
+from mjx_cikd.experiments import analysis
 
 
 def _threshold(text: str) -> float | dict[str, float]:

@@ -6,11 +6,12 @@
     python scripts/reproduce.py fig1 ... --out RUNS --cluster ray[=ADDRESS] [--cpus_per_run 1]
     python scripts/plot.py RUNS --out FIGS
 
-The sets, their variants and the skip / resume / reuse rules: `mjx_cikd/experiments.py`. Every
+The sets, their variants and the skip / resume / reuse rules: `mjx_cikd/experiments/plan.py`. Every
 Config field may be passed as a flag except the ones the set defines and run_dir / num_seeds (use
 --out and --seeds). Re-running the same command continues where it stopped. Bad set names and bad
 flags print one line and exit with status 2. With --cluster, each run is a Ray task
-(`mjx_cikd/cluster.py`, docs/cluster.md); runs that failed there are named and the status is 1.
+(`mjx_cikd/experiments/cluster.py`, docs/cluster.md); runs that failed there are named and
+the status is 1.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import functools
 import pathlib
 import sys
 
-from mjx_cikd import cluster, experiments
 from mjx_cikd import config as config_lib
 from mjx_cikd.config import ConfigError
+from mjx_cikd.experiments import cluster
+from mjx_cikd.experiments import plan as experiments
 
 TASKS = ",".join(experiments.PAPER_TASKS)
 

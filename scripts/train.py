@@ -22,13 +22,14 @@ from mjx_cikd.config import ConfigError, config_from_args
 def main(argv=None) -> int:
     try:
         config, args = config_from_args(argv)
-        from mjx_cikd import envs, parallel
+        from mjx_cikd.envs import tasks as envs
+        from mjx_cikd.loop import parallel
 
         if args.coordinator:  # before anything asks JAX for its devices
             parallel.join(args.coordinator, args.num_processes, args.process_id)
 
         envs.resolve_impl(config.env, config.impl)
-        from mjx_cikd.run import Stopped, train
+        from mjx_cikd.host.run import Stopped, train
 
         try:
             train(config, resume=bool(args.resume), overwrite=args.overwrite)

@@ -1,5 +1,6 @@
-"""Curves, tables and figures from run directories (mjx_cikd.analysis, scripts/plot.py), rliable's
-aggregates (mjx_cikd.stats), and the election audit, all on synthetic metrics.jsonl files."""
+"""Curves, tables and figures from run directories (mjx_cikd.experiments.analysis,
+scripts/plot.py), rliable's aggregates (mjx_cikd.experiments.stats), and the election audit, all on
+synthetic metrics.jsonl files."""
 
 import json
 import pathlib
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from mjx_cikd import analysis, stats
-from mjx_cikd.experiments import VariantRecord
+from mjx_cikd.experiments import analysis, stats
+from mjx_cikd.experiments.plan import VariantRecord
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STEPS = [100, 200, 300]

@@ -11,10 +11,11 @@ import pathlib
 import shutil
 
 import pytest
-
 from conftest import script, tiny
-from mjx_cikd import checkpoint, envs
-from mjx_cikd.run import train
+
+from mjx_cikd.envs import tasks as envs
+from mjx_cikd.host import checkpoint
+from mjx_cikd.host.run import train
 
 RUN = dict(algo="cikd", ensemble_size=3, num_envs=8, log_every=64, checkpoint_every=64,
            total_steps=128)

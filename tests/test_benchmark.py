@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from mjx_cikd import replay
+from mjx_cikd.agent import replay
 from mjx_cikd.bench import benchmark, report
 from mjx_cikd.config import ConfigError
 
@@ -88,6 +88,7 @@ def test_bad_lists_are_one_clear_error():
 
 def test_election_cost_is_one_evaluation_against_an_interval_of_training():
     from conftest import tiny
+
     from mjx_cikd.bench import election_cost
 
     config = tiny(algo="cikd", compile_cache="")  # ProbeTarget, T = 10, N = 8, I = 128 steps

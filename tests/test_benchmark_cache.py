@@ -5,10 +5,10 @@ compilation-cache check in fresh processes."""
 import math
 
 import pytest
-
 from conftest import tiny
-from mjx_cikd import envs
+
 from mjx_cikd.bench import benchmark, first_step, parts, report
+from mjx_cikd.envs import tasks as envs
 
 
 def test_comma_lists_go_to_the_benchmark_and_the_first_n_to_the_config():

@@ -1,5 +1,5 @@
-"""scripts/reproduce.py --cluster ray (mjx_cikd/cluster.py): the flag, the resources a run asks
-for, one-line errors, the order a plan is carried out in (on a stand-in for Ray), and a whole
+"""scripts/reproduce.py --cluster ray (mjx_cikd/experiments/cluster.py): the flag, the resources
+a run asks for, one-line errors, the order a plan is carried out in (on a stand-in for Ray), and a whole
 tiny fig1 on a local Ray instance of this machine, failing, resumed and plotted."""
 
 import json
@@ -10,11 +10,12 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import TINY
-from mjx_cikd import cluster, experiments
-from mjx_cikd.cluster import ClusterSpec
+
 from mjx_cikd.config import ConfigError
+from mjx_cikd.experiments import cluster
+from mjx_cikd.experiments import plan as experiments
+from mjx_cikd.experiments.cluster import ClusterSpec
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REPRODUCE, PLOT = ROOT / "scripts" / "reproduce.py", ROOT / "scripts" / "plot.py"

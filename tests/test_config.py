@@ -74,7 +74,7 @@ def test_config_json_round_trips(tmp_path):
 
 
 def test_a_distillation_cadence_that_outweighs_the_updates_is_pointed_out():
-    from mjx_cikd.run import phase_cost_note
+    from mjx_cikd.host.run import phase_cost_note
 
     assert phase_cost_note(resolve({})) is None  # 5000 updates per phase, D = 64
     assert phase_cost_note(resolve({"num_envs": 2048})) is None  # the interval scales with N

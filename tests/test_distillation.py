@@ -6,10 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny
-from mjx_cikd import distillation, normalizer, replay
-from mjx_cikd.ensemble import make_ensemble
+
+from mjx_cikd.agent import normalizer, replay
+from mjx_cikd.agent.ensemble import make_ensemble
+from mjx_cikd.cikd import distillation
 
 
 def _squashed_log_prob(action, mean, log_std):

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mjx_cikd import election
+from mjx_cikd.cikd import election
 
 
 def _record(ring, member, ret, finished, start=None):

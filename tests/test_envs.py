@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny
-from mjx_cikd import envs
+
 from mjx_cikd.config import ConfigError
+from mjx_cikd.envs import tasks as envs
 
 
 def test_unknown_task_and_unavailable_impl_are_clear_errors():

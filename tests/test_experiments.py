@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import TINY
-from mjx_cikd import experiments
+
 from mjx_cikd.config import ConfigError, field_types
-from mjx_cikd.experiments import SETS, VariantRecord
-from mjx_cikd.logger import read_metrics
+from mjx_cikd.experiments import plan as experiments
+from mjx_cikd.experiments.plan import SETS, VariantRecord
+from mjx_cikd.host.logger import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny
-from mjx_cikd import normalizer
-from mjx_cikd.trainer import make_train
+
+from mjx_cikd.agent import normalizer
+from mjx_cikd.loop.trainer import make_train
 
 
 def _run(config, chunks):
@@ -226,7 +226,7 @@ def test_under_fixed_starts_the_audit_plays_episodes_of_its_own():
     """Under MuJoCo Warp evaluations replay fixed starts; the audit gets starts of its own, or it
     would replay exactly the episodes the `eval` statistic played and always agree with it. (A
     probe task stands in for Warp: fixed starts only need `impl`.)"""
-    from mjx_cikd import envs
+    from mjx_cikd.envs import tasks as envs
 
     config = tiny(env="ProbeTarget", algo="cikd", ensemble_size=3, num_envs=8, log_every=64,
                   distill_interval=32, distill_warmup=32, audit_election=True,

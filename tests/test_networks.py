@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mjx_cikd import networks
+from mjx_cikd.agent import networks
 
 
 def _log_std(bounds, scale):

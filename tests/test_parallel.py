@@ -12,13 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny
 from jax.sharding import PartitionSpec as P
 
-from conftest import tiny
-from mjx_cikd import checkpoint, parallel, run
 from mjx_cikd.config import ConfigError
-from mjx_cikd.logger import read_metrics
-from mjx_cikd.trainer import make_train
+from mjx_cikd.host import checkpoint, run
+from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.loop import parallel
+from mjx_cikd.loop.trainer import make_train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = dict(algo="cikd", ensemble_size=2, num_envs=8, num_seeds=3, log_every=128,
@@ -28,7 +29,7 @@ import os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 sys.path.insert(0, "tests")
 from conftest import tiny
-from mjx_cikd.run import train
+from mjx_cikd.host.run import train
 train(tiny(devices=2, compile_cache="", **{run}), sys.argv[1], quiet=True)
 """
 
@@ -150,7 +151,7 @@ def test_two_processes_form_one_run_that_one_process_resumes(tmp_path):
 def test_a_buffer_saved_over_two_devices_maps_onto_one_and_back():
     """Shard d of D holds its N/D envs' rows step after step; the 1-device ring holds step t's
     N rows together, the envs in device order."""
-    from mjx_cikd import replay
+    from mjx_cikd.agent import replay
 
     n, steps = 4, 3  # 4 envs, a ring of 3 vector steps: 12 rows
     global_rows = np.arange(n * steps, dtype=np.float32)  # row = step * N + env

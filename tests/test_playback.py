@@ -1,4 +1,4 @@
-"""scripts/evaluate.py on a run of the tiny profile (mjx_cikd.playback): its table repeats the
+"""scripts/evaluate.py on a run of the tiny profile (mjx_cikd.host.playback): its table repeats the
 run's own last evaluation, --video writes an mp4 holding one frame per step of the filmed
 episode, and a directory that holds no run (or no checkpoint) is a one-line error."""
 
@@ -10,10 +10,10 @@ import sys
 import imageio_ffmpeg
 import numpy as np
 import pytest
-
 from conftest import script, tiny
-from mjx_cikd.logger import read_metrics
-from mjx_cikd.run import train
+
+from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.host.run import train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "evaluate.py"

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mjx_cikd import replay
+from mjx_cikd.agent import replay
 
 
 def _rows(start, n, obs=3, act=2):

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import tiny
+
 from mjx_cikd.config import config_from_args
-from mjx_cikd.logger import read_metrics
-from mjx_cikd.run import train
+from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.host.run import train
 
 
 def _last(run_dir, event):

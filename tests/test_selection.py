@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from mjx_cikd import selection
+from mjx_cikd.cikd import selection
 
 
 def test_member_draws_are_uniform():

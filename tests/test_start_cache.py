@@ -3,10 +3,11 @@ gets the very state a fresh reset gives; any change of keys or task is a miss.""
 
 import jax
 import numpy as np
-
 from conftest import tiny
-from mjx_cikd import envs, run, start_cache
-from mjx_cikd.trainer import make_train
+
+from mjx_cikd.envs import tasks as envs
+from mjx_cikd.host import run, start_cache
+from mjx_cikd.loop.trainer import make_train
 
 
 def _bits(x):

@@ -7,12 +7,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from conftest import tiny
-from mjx_cikd import networks, stats
-from mjx_cikd import normalizer as norm_lib
-from mjx_cikd.run import seed_keys
-from mjx_cikd.trainer import make_train
+
+from mjx_cikd.agent import networks
+from mjx_cikd.agent import normalizer as norm_lib
+from mjx_cikd.experiments import stats
+from mjx_cikd.host.run import seed_keys
+from mjx_cikd.loop.trainer import make_train
 
 CHUNKS = 2
 
@@ -72,7 +73,7 @@ def test_first_reach():
 
 @functools.cache
 def _seeded(num_seeds: int, seed: int):
-    """`CHUNKS` chunks of the vmapped loop (as mjx_cikd.run runs it) on the tiny config; the
+    """`CHUNKS` chunks of the vmapped loop (as mjx_cikd.host.run runs it) on the tiny config; the
     host copies of the state before the first chunk and after every chunk, and the logs."""
     config = tiny(num_seeds=num_seeds, seed=seed)
     trainer = make_train(config)

@@ -16,11 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny
-from mjx_cikd import checkpoint, trainer
-from mjx_cikd.logger import read_metrics
-from mjx_cikd.run import Stopped, train
+
+from mjx_cikd.host import checkpoint
+from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.host.run import Stopped, train
+from mjx_cikd.loop import trainer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = dict(algo="cikd", ensemble_size=3, num_envs=8, log_every=64, checkpoint_every=64,

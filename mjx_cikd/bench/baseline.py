@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from mjx_cikd import stats
+from mjx_cikd.experiments import stats
 
 TASKS = ("CartpoleSwingup", "ReacherEasy", "BallInCup")
 SEEDS = 5

@@ -26,10 +26,10 @@ import time
 import jax
 
 import mjx_cikd
-from mjx_cikd import envs
 from mjx_cikd.config import from_dict
-from mjx_cikd.run import build, enable_compile_cache, seed_keys
-from mjx_cikd.trainer import make_train
+from mjx_cikd.envs import tasks as envs
+from mjx_cikd.host.run import build, enable_compile_cache, seed_keys
+from mjx_cikd.loop.trainer import make_train
 
 # the folder that holds the package: the child imports the very code the parent runs, installed
 # or not

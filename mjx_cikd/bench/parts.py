@@ -10,12 +10,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mjx_cikd import normalizer as norm_lib
-from mjx_cikd import replay, selection
+from mjx_cikd.agent import normalizer as norm_lib
+from mjx_cikd.agent import replay
 from mjx_cikd.bench.timing import Timed
-from mjx_cikd.distillation import make_phase
-from mjx_cikd.run import build, seed_keys
-from mjx_cikd.trainer import act, make_train, sac_steps
+from mjx_cikd.cikd import selection
+from mjx_cikd.cikd.distillation import make_phase
+from mjx_cikd.host.run import build, seed_keys
+from mjx_cikd.loop.trainer import act, make_train, sac_steps
 
 
 def _salted_keys(config, salt: int) -> jax.Array:

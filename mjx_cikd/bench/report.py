@@ -19,9 +19,9 @@ import sys
 
 import numpy as np
 
-from mjx_cikd import envs
 from mjx_cikd.bench import benchmark
 from mjx_cikd.config import ConfigError, coerce, config_from_args
+from mjx_cikd.envs import tasks as envs
 
 
 def _fmt(value, kind: str) -> str:

@@ -18,9 +18,10 @@ Sets (the variant names are the legends):
   cikd5      the 5-seed comparison: Vanilla-SAC, Ensemble-SAC, SAC-CIKD, SAC-CIKD (random teacher)
 
 Each (set, task, variant) is one run directory OUT/<set>/<task>/<variant-slug>/, trained in-process
-by `mjx_cikd.run.train` with `num_seeds` seeds side by side, beside which `variant.json` (a
-`VariantRecord`) names the set, task and variant for `mjx_cikd.analysis`. The default tasks are
-the paper's Gym-MuJoCo tasks that MJX has (through Brax); any task of `mjx_cikd.envs` may be given.
+by `mjx_cikd.host.run.train` with `num_seeds` seeds side by side, beside which `variant.json` (a
+`VariantRecord`) names the set, task and variant for `mjx_cikd.experiments.analysis`. The default
+tasks are the paper's Gym-MuJoCo tasks that MJX has (through Brax); any task of
+`mjx_cikd.envs.tasks` may be given.
 
 Planning the same runs again continues where they stopped: a finished run directory with the same
 config is skipped, an unfinished one resumes from its checkpoint (or restarts if it has none), and
@@ -41,8 +42,8 @@ import shutil
 import sys
 
 from mjx_cikd import config as config_lib
-from mjx_cikd import logger
 from mjx_cikd.config import Config, ConfigError
+from mjx_cikd.host import logger
 
 PAPER_TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
 DEFAULT_SEEDS = 5
@@ -310,7 +311,7 @@ def plan(set_name: str, tasks: list[str], seeds: int, out: pathlib.Path, flags: 
     if len(set(tasks)) != len(tasks):
         raise ConfigError(f"--tasks lists a task twice: {','.join(tasks)}")
     # jax and MuJoCo take seconds to load: analysis reads the records of this module without them
-    from mjx_cikd import envs
+    from mjx_cikd.envs import tasks as envs
 
     base = dict(total_steps=DEFAULT_TOTAL_STEPS) | (profile or {}) | flags | dict(num_seeds=seeds)
     planned = []
@@ -394,7 +395,7 @@ def execute(p: Planned, index: int, total: int) -> None:
     say(("resuming" if p.action == "resume" else "training") + f" into {p.run_dir}")
     import jax  # see plan
 
-    from mjx_cikd.run import train
+    from mjx_cikd.host.run import train
 
     train(p.config, p.run_dir, resume=p.action == "resume")
     jax.clear_caches()  # the next variant compiles its own programs

@@ -26,11 +26,11 @@ from typing import Callable
 import jax
 import numpy as np
 
-from mjx_cikd import envs
-from mjx_cikd.checkpoint import is_key
+from mjx_cikd.envs import tasks as envs
+from mjx_cikd.host.checkpoint import is_key
 
 SUBDIR = "env_starts"
-_SOURCES = ("envs.py", "trainer.py")
+_SOURCES = ("envs/tasks.py", "loop/trainer.py")  # beside the package root
 
 
 def enabled(cache_dir: str, task: envs.Task) -> bool:
@@ -41,7 +41,7 @@ def enabled(cache_dir: str, task: envs.Task) -> bool:
 def path(cache_dir: str, task: envs.Task, layout: envs.StartLayout,
          keys: jax.Array) -> pathlib.Path:
     """The file that holds (or will hold) the starts of `keys` for this task and layout."""
-    here = pathlib.Path(__file__).resolve().parent
+    here = pathlib.Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
     digest.update(json.dumps({
         "env": task.name, "impl": task.impl, "episode_length": task.episode_length,

@@ -21,13 +21,14 @@ import jax
 import mujoco
 import numpy as np
 
-from mjx_cikd import checkpoint, envs
+from mjx_cikd.agent.ensemble import Members
+from mjx_cikd.agent.normalizer import Normalizer
 from mjx_cikd.config import Config, ConfigError, from_dict
-from mjx_cikd.ensemble import Members
-from mjx_cikd.evaluation import rollout
-from mjx_cikd.normalizer import Normalizer
-from mjx_cikd.run import enable_compile_cache, seed_keys
-from mjx_cikd.trainer import Trainer, make_train
+from mjx_cikd.envs import tasks as envs
+from mjx_cikd.host import checkpoint
+from mjx_cikd.host.run import enable_compile_cache, seed_keys
+from mjx_cikd.loop.evaluation import rollout
+from mjx_cikd.loop.trainer import Trainer, make_train
 
 
 class Loaded(NamedTuple):

@@ -1,8 +1,8 @@
 """Spreading a planned experiment set's runs over a Ray cluster (`reproduce.py SET --cluster ray`).
 
 What each run needs is decided by `experiments.plan` on the driver, before anything is submitted,
-so the skip / resume / restart / reuse rules stay in `mjx_cikd.experiments`; this module carries
-the plan out with `experiments.execute`, as the local path does, only elsewhere:
+so the skip / resume / restart / reuse rules stay in `mjx_cikd.experiments.plan`; this module
+carries the plan out with `experiments.execute`, as the local path does, only elsewhere:
 
   skip       on the driver, first (it only rewrites the run's variant.json);
   train, resume, restart
@@ -34,9 +34,9 @@ import sys
 from typing import Callable, NamedTuple
 
 from mjx_cikd import config as config_lib
-from mjx_cikd import experiments
 from mjx_cikd.config import ConfigError
-from mjx_cikd.experiments import Planned
+from mjx_cikd.experiments import plan as experiments
+from mjx_cikd.experiments.plan import Planned
 
 INSTALL = "pip install -e '.[cluster]'"
 TRAINED = ("train", "resume", "restart")  # the actions a Ray task carries out

@@ -24,11 +24,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mjx_cikd import distillation, election, envs, faults, networks, parallel, replay, selection
-from mjx_cikd import normalizer as norm_lib
+from mjx_cikd.agent import networks, replay
+from mjx_cikd.agent import normalizer as norm_lib
+from mjx_cikd.agent.ensemble import Ensemble, Members, make_ensemble
+from mjx_cikd.cikd import distillation, election, selection
 from mjx_cikd.config import Config
-from mjx_cikd.ensemble import Ensemble, Members, make_ensemble
-from mjx_cikd.evaluation import make_evaluate
+from mjx_cikd.envs import tasks as envs
+from mjx_cikd.loop import faults, parallel
+from mjx_cikd.loop.evaluation import make_evaluate
 
 METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q")
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mjx_cikd import normalizer as norm_lib
+from mjx_cikd.agent import normalizer as norm_lib
 from mjx_cikd.config import ConfigError
 
 

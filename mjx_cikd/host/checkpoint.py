@@ -24,8 +24,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mjx_cikd import parallel
 from mjx_cikd.config import RESUMABLE, ConfigError
+from mjx_cikd.loop import parallel
 
 DIR = "checkpoints"
 

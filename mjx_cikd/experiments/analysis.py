@@ -22,12 +22,19 @@ import textwrap
 
 import numpy as np
 
-from mjx_cikd import stats
 from mjx_cikd.config import ceil_div
-from mjx_cikd.experiments import (BEST, MEMBER, SET_CURVES, WORST, VariantRecord, default_curves,
-                                  member_labels)
-from mjx_cikd.logger import read_metrics
-from mjx_cikd.stats import fmt, fmt_interval, fmt_steps
+from mjx_cikd.experiments import stats
+from mjx_cikd.experiments.plan import (
+    BEST,
+    MEMBER,
+    SET_CURVES,
+    WORST,
+    VariantRecord,
+    default_curves,
+    member_labels,
+)
+from mjx_cikd.experiments.stats import fmt, fmt_interval, fmt_steps
+from mjx_cikd.host.logger import read_metrics
 
 # The statistics an audited election logs for every member, scored as if each had decided.
 STATISTICS = ("train_returns", "reward_rate", "statistic")

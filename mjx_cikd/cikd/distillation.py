@@ -29,9 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mjx_cikd import parallel, replay
+from mjx_cikd.agent import replay
+from mjx_cikd.agent.ensemble import Ensemble, Members
 from mjx_cikd.config import Config
-from mjx_cikd.ensemble import Ensemble, Members
+from mjx_cikd.loop import parallel
 
 
 def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> jax.Array:

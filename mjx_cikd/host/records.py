@@ -10,9 +10,10 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from mjx_cikd import election, parallel
+from mjx_cikd.cikd import election
 from mjx_cikd.config import Config
-from mjx_cikd.logger import RunLogger
+from mjx_cikd.host.logger import RunLogger
+from mjx_cikd.loop import parallel
 
 
 def chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, sps: float,

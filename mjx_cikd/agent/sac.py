@@ -15,9 +15,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mjx_cikd import networks, parallel
+from mjx_cikd.agent import networks
+from mjx_cikd.agent.replay import Batch
 from mjx_cikd.config import Config
-from mjx_cikd.replay import Batch
+from mjx_cikd.loop import parallel
 
 
 @struct.dataclass
@@ -118,4 +119,5 @@ def make_sac(config: Config, obs_size: int, action_size: int, width: int) -> SAC
         critic_tx=tx(optax.adam(config.critic_lr)),
         alpha_tx=tx(optax.adam(config.alpha_lr)),
         gamma=config.gamma, tau=config.tau, init_alpha=config.init_alpha,
-        target_entropy=-config.target_entropy_scale * action_size, obs_size=obs_size, action_size=action_size)
+        target_entropy=-config.target_entropy_scale * action_size, obs_size=obs_size,
+        action_size=action_size)

@@ -19,7 +19,7 @@ import numpy as np
 from rliable import library as rl_library
 from rliable import metrics as rl_metrics
 
-from mjx_cikd.election import audit_score
+from mjx_cikd.cikd.election import audit_score
 
 
 class Band(NamedTuple):

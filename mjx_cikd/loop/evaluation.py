@@ -3,7 +3,7 @@
 Runs on its own batch of K * n evaluation envs (member k owns envs k*n .. k*n+n-1), for one full
 time limit, without auto-reset: an env stops accumulating reward at its first termination or
 truncation. Pure and jittable, so the trainer calls it inside the compiled loop; `rollout` is the
-same play with every episode kept apart (`mjx_cikd.playback` tabulates and renders it).
+same play with every episode kept apart (`mjx_cikd.host.playback` tabulates and renders it).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mjx_cikd import networks
-from mjx_cikd import normalizer as norm_lib
+from mjx_cikd.agent import networks
+from mjx_cikd.agent import normalizer as norm_lib
+from mjx_cikd.agent.ensemble import Ensemble, Members
 from mjx_cikd.config import Config
-from mjx_cikd.ensemble import Ensemble, Members
-from mjx_cikd.envs import EnvState, Task
+from mjx_cikd.envs.tasks import EnvState, Task
 
 
 class Episodes(NamedTuple):

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mjx_cikd import sac as sac_lib
+from mjx_cikd.agent import sac as sac_lib
+from mjx_cikd.agent.replay import Batch
 from mjx_cikd.config import Config
-from mjx_cikd.replay import Batch
 
 Members = tuple[sac_lib.Agent, ...]  # one Agent per group, stacked over its members
 

@@ -2,8 +2,8 @@
 
 Sources: MuJoCo Playground's DM Control suite (`CheetahRun`, `CartpoleSwingup`, ...), the
 Gym-MuJoCo tasks of the paper through Brax (`halfcheetah`, `hopper`, ...), and tiny probe tasks
-(`mjx_cikd.probes`) whose values are known in closed form. Every source is wrapped the same way:
-a time limit that *truncates* (kept apart from the task's own termination, so the SAC target
+(`mjx_cikd.envs.probes`) whose values are known in closed form. Every source is wrapped the same
+way: a time limit that *truncates* (kept apart from the task's own termination, so the SAC target
 bootstraps through it), and an auto-reset that hands back the true final observation of a
 finished episode alongside the first observation of the next.
 """
@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mjx_cikd import probes
 from mjx_cikd.config import Config, ConfigError
+from mjx_cikd.envs import probes
 
 # Implementation chosen by impl="auto", measured on this project's CPU (docs/benchmarks.md):
 # MJX-JAX steps cartpole ~15x faster than Warp, Warp steps the cheetah ~6x faster than JAX.
@@ -198,7 +198,7 @@ class Task:
     episode_length: int = struct.field(pytree_node=False)
     _reset: Callable = struct.field(pytree_node=False)
     _step: Callable = struct.field(pytree_node=False)
-    # for playback's renderer (mjx_cikd.playback): the source's MuJoCo model and its control
+    # for playback's renderer (mjx_cikd.host.playback): the source's MuJoCo model and its control
     # step in seconds; None for the probe tasks, which have neither
     mj_model: Any = struct.field(pytree_node=False, default=None)
     dt: float | None = struct.field(pytree_node=False, default=None)

@@ -21,10 +21,13 @@ import mujoco
 import numpy as np
 from tqdm import tqdm
 
-from mjx_cikd import checkpoint, envs, faults, interrupt, parallel, records, replay, start_cache
+from mjx_cikd.agent import replay
 from mjx_cikd.config import Config, ceil_div
-from mjx_cikd.logger import NullLogger, RunLogger, claim
-from mjx_cikd.trainer import ChunkLog, Schedule, Trainer, TrainState, make_train
+from mjx_cikd.envs import tasks as envs
+from mjx_cikd.host import checkpoint, interrupt, records, start_cache
+from mjx_cikd.host.logger import NullLogger, RunLogger, claim
+from mjx_cikd.loop import faults, parallel
+from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, TrainState, make_train
 
 
 def enable_compile_cache(path: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mjx_cikd.election import softmax_weights
+from mjx_cikd.cikd.election import softmax_weights
 
 
 def draw_members(key: jax.Array, num_envs: int, ensemble_size: int) -> jax.Array:
