@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         os.environ.setdefault("MUJOCO_GL", "egl")
     camera = int(args.camera) if args.camera.lstrip("-").isdigit() else args.camera
     try:
-        from mjx_cikd import playback  # imports MuJoCo: only after MUJOCO_GL is settled
+        from mjx_cikd.host import playback  # imports MuJoCo: only after MUJOCO_GL is settled
 
         loaded = playback.load_run(args.run_dir)
         if args.video:

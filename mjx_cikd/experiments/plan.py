@@ -336,7 +336,7 @@ def _reused_from(run_dir: pathlib.Path) -> str | None:
 
 
 def _has_checkpoint(run_dir: pathlib.Path) -> bool:
-    from mjx_cikd import checkpoint  # imports jax: see plan
+    from mjx_cikd.host import checkpoint  # imports jax: see plan
 
     return checkpoint.latest(run_dir) is not None
 
