@@ -30,7 +30,7 @@ IMPLS = ("auto", "jax", "warp")
 CHOICES = {
     "algo": ALGOS,
     "impl": IMPLS,
-    "log_std_bounds": ("smooth", "clip"),
+    "log_std_bounds": ("smooth", "clip", "softplus"),
     "election_metric": ("train_returns", "reward_rate", "eval"),
     "teacher": ("best", "random", "worst"),
     "distill_parts": ("both", "policy", "critic"),
@@ -69,7 +69,8 @@ class Config:
     widths: tuple[int, ...] = ()  # per-member hidden width; empty: hidden_width for all
     hidden_width: int = 256
     hidden_layers: int = 2
-    # the actor's log-std: smooth (tanh into [-5, 2]) | clip (train_ensemble_sac.py:82)
+    # the actor's log-std: smooth (tanh into [-5, 2]) | clip (train_ensemble_sac.py:82) |
+    # softplus (std = softplus(x) + 0.001, Brax's SAC: wider at initialisation)
     log_std_bounds: str = "smooth"
     return_window: int = 5  # M: R_k is the mean of member k's last M training returns
     # --- SAC (Haarnoja et al. 2018, Table 1, unless the parallel setting says otherwise) ----

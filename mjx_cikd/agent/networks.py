@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 CLIP_LOG_STD_MIN = -20.0  # the authors' hard clip is [-20, 2] (train_ensemble_sac.py:82)
+SOFTPLUS_MIN_STD = 0.001  # brax/training/distribution.py, NormalTanhDistribution(min_std)
 
 
 class MLP(nn.Module):
@@ -38,7 +39,7 @@ class Actor(nn.Module):
     width: int
     layers: int
     action_size: int
-    log_std_bounds: str = "smooth"  # smooth | clip (config.log_std_bounds)
+    log_std_bounds: str = "smooth"  # smooth | clip | softplus (config.log_std_bounds)
 
     @nn.compact
     def __call__(self, obs):
@@ -46,6 +47,8 @@ class Actor(nn.Module):
         mean, raw = jnp.split(out, 2, axis=-1)
         if self.log_std_bounds == "clip":
             return mean, jnp.clip(raw, CLIP_LOG_STD_MIN, LOG_STD_MAX)
+        if self.log_std_bounds == "softplus":  # Brax's NormalTanhDistribution: std 0.69 at 0
+            return mean, jnp.log(nn.softplus(raw) + SOFTPLUS_MIN_STD)
         # smooth squashing into [LOG_STD_MIN, LOG_STD_MAX] keeps gradients alive at the edges
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
         return mean, log_std

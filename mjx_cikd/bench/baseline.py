@@ -30,6 +30,7 @@ import pathlib
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -66,6 +67,8 @@ SYSTEMS = (
     System("Brax SAC (Playground config)", "brax", ()),
     System("Vanilla-SAC (--profile playground)", "ours-playground", ("--profile", "playground")),
     System("Vanilla-SAC (old defaults)", "ours-old", ()),
+    System("Vanilla-SAC (playground, log-std squashed)", "ours-playground-smooth",
+           ("--profile", "playground", "--log_std_bounds", "smooth")),
 )
 
 
@@ -97,3 +100,133 @@ def run(out: pathlib.Path, tasks=TASKS, seeds=SEEDS, total_steps=TOTAL_STEPS,
                                      f"{run_dir.parent / f'seed{seed}.log'}")
                 subprocess.run(["rm", "-rf", str(run_dir / "checkpoints")], check=True)
                 print(f"[baseline]   done in {time.perf_counter() - t0:.0f}s", flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# the report: curves on a common grid, final returns, steps and wall-clock to a threshold,
+# rliable's IQM and probability of improvement
+
+THRESHOLDS = {"CartpoleSwingup": 700.0, "ReacherEasy": 700.0, "BallInCup": 700.0}
+
+
+class Seed(NamedTuple):
+    steps: np.ndarray  # env steps of each evaluation
+    returns: np.ndarray  # the deterministic return there
+    wall_s: np.ndarray  # seconds since the run began (compile included) when it was taken
+
+
+def load_seed(run_dir: pathlib.Path) -> Seed | None:
+    """One run's evaluations with their wall-clock; ours take the clock of the log record
+    written with the evaluation (the same chunk's end)."""
+    if not finished(run_dir):
+        return None
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    clock = {r["env_steps"]: r["wall_s"] for r in rows if r.get("event") == "log"}
+    evals = [r for r in rows if r.get("event") == "eval"]
+    wall = [r["wall_s"] if "wall_s" in r else clock[r["env_steps"]] for r in evals]
+    return Seed(np.array([r["env_steps"] for r in evals]), np.array([r["best"] for r in evals]),
+                np.array(wall, dtype=float))
+
+
+def on_grid(seed: Seed, grid: np.ndarray) -> np.ndarray:
+    """The latest evaluation at or before each grid point (NaN before the first)."""
+    idx = np.searchsorted(seed.steps, grid, side="right") - 1
+    return np.where(idx >= 0, seed.returns[np.clip(idx, 0, None)], np.nan)
+
+
+def reach(seed: Seed, threshold: float) -> tuple[float, float]:
+    """(env steps, wall-clock seconds) of the first evaluation at or above `threshold`, or NaN."""
+    hits = np.flatnonzero(seed.returns >= threshold)
+    return (np.nan, np.nan) if hits.size == 0 else (float(seed.steps[hits[0]]),
+                                                    float(seed.wall_s[hits[0]]))
+
+
+def collect(root: pathlib.Path, tasks, systems) -> dict:
+    """{(task, slug): [Seed]} of the finished runs."""
+    out = {}
+    for task in tasks:
+        for s in systems:
+            seeds = [load_seed(d) for d in sorted((root / task / s.slug).glob("seed*"))
+                     if d.is_dir()]
+            if any(x is not None for x in seeds):
+                out[task, s.slug] = [x for x in seeds if x is not None]
+    return out
+
+
+def _median_of(values: list[float]) -> str:
+    got = [v for v in values if np.isfinite(v)]
+    return (f"{np.median(got):,.0f} ({len(got)}/{len(values)})" if got
+            else f"never (0/{len(values)})")
+
+
+def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
+           total_steps: int = TOTAL_STEPS) -> list[pathlib.Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    runs = collect(root, tasks, systems)
+    grid = np.arange(EVAL_EVERY, total_steps + 1, EVAL_EVERY)
+    finals = {k: np.array([on_grid(s, grid[-1:])[0] for s in v]) for k, v in runs.items()}
+    lines = ["| task | system | seeds | final return, mean [95% CI] | IQM [95% CI] | env steps "
+             "to threshold, median (seeds) | wall-clock s to threshold, median (seeds) |",
+             "|---|---|---|---|---|---|---|"]
+    iqm = stats.iqm_ci({f"{t}|{s}": v[:, None] for (t, s), v in finals.items()})
+    for (task, slug), seeds in runs.items():
+        band = stats.bootstrap_ci(finals[task, slug])
+        hits = [reach(s, THRESHOLDS[task]) for s in seeds]
+        q = iqm[f"{task}|{slug}"]
+        lines.append(f"| {task} (>= {THRESHOLDS[task]:.0f}) | {_name(slug)} | {len(seeds)} | "
+                     f"{stats.fmt_interval(band.mean, band.low, band.high)} | "
+                     f"{stats.fmt_interval(*q)} | {_median_of([h[0] for h in hits])} | "
+                     f"{_median_of([h[1] for h in hits])} |")
+    lines += ["", "Probability of improvement at equal env steps (final return), rliable:", "",
+              "| task | X | Y | P(X > Y) [95% CI] |", "|---|---|---|---|"]
+    pairs = {}
+    for x in (s.slug for s in systems if s.slug != "brax"):
+        both = [t for t in tasks if (t, x) in finals and (t, "brax") in finals]
+        for t in both:
+            pairs[t, x] = (finals[t, x][:, None], finals[t, "brax"][:, None])
+        sizes = {(finals[t, x].size, finals[t, "brax"].size) for t in both}
+        if len(both) > 1 and len(sizes) == 1:
+            pairs["all tasks", x] = (np.stack([finals[t, x] for t in both], 1),
+                                     np.stack([finals[t, "brax"] for t in both], 1))
+    for (task, x), p in stats.improvement_ci(pairs).items():
+        lines.append(f"| {task} | {_name(x)} | {_name('brax')} | {stats.fmt_interval(*p)} |")
+    table = out / "baseline.md"
+    table.write_text("\n".join(lines) + "\n")
+    return [table, plot(runs, grid, out / "baseline.png")]
+
+
+def _name(slug: str) -> str:
+    return next(s.name for s in SYSTEMS if s.slug == slug)
+
+
+def plot(runs: dict, grid: np.ndarray, path: pathlib.Path) -> pathlib.Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    tasks = list(dict.fromkeys(t for t, _ in runs))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    styles = {"brax": ("#000000", "-"), "ours-playground": ("#d55e00", "-"),
+              "ours-old": ("#0072b2", "--"), "ours-playground-smooth": ("#009e73", "-.")}
+    for ax, task in zip(axes[0], tasks):
+        for (t, slug), seeds in runs.items():
+            if t != task:
+                continue
+            color, style = styles.get(slug, ("#777777", ":"))
+            band = stats.bootstrap_ci(np.stack([on_grid(s, grid) for s in seeds]))
+            ax.plot(grid, band.mean, color=color, linestyle=style,
+                    label=f"{_name(slug)} ({len(seeds)} seeds)")
+            ax.fill_between(grid, band.low, band.high, color=color, alpha=0.15, linewidth=0)
+        ax.axhline(THRESHOLDS[task], color="#999999", linewidth=0.8, linestyle=":")
+        ax.set(title=task, xlabel="env steps", xlim=(0, grid[-1]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("deterministic evaluation return")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
