@@ -5,7 +5,8 @@
     python scripts/train.py --num_envs 2048 --profile parallel
     python scripts/train.py --algo sac --env CartpoleSwingup --total_steps 300000
 
-Every field of mjx_cikd.config.Config is a flag; --profile NAME loads profiles/NAME.toml first.
+Every field of mjx_cikd.config.Config is a flag (--help: what each means, its unit, allowed
+values and default); --profile NAME loads profiles/NAME.toml first and flags override it.
 `--resume RUN_DIR [--total_steps N]` continues a run from its newest checkpoint; `--overwrite`
 replaces the run a --run_dir already holds. `--devices D` runs over D devices, and
 `--coordinator HOST:PORT --num_processes P --process_id I` over P processes (docs/parallel.md).
@@ -21,7 +22,7 @@ from mjx_cikd.config import ConfigError, config_from_args
 
 def main(argv=None) -> int:
     try:
-        config, args = config_from_args(argv)
+        config, args = config_from_args(argv, description=__doc__)
         from mjx_cikd.envs import tasks as envs
         from mjx_cikd.loop import parallel
 

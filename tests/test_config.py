@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -123,12 +124,12 @@ def test_bad_cikd_controls_are_one_clear_error(values, message):
 def test_profiles_are_found_after_a_plain_install(tmp_path, monkeypatch):
     """A non-editable install has no profiles/ beside the package: they come from
     <prefix>/share/mjx_cikd/profiles, where pyproject's data-files put them."""
-    from mjx_cikd import config as config_lib
+    from mjx_cikd.config import flags
 
     installed = tmp_path / "share" / "mjx_cikd" / "profiles"
     installed.mkdir(parents=True)
     (installed / "tiny.toml").write_text('num_envs = 3\n')
-    monkeypatch.setattr(config_lib, "PROFILE_DIRS", (tmp_path / "absent", installed))
+    monkeypatch.setattr(flags, "PROFILE_DIRS", (tmp_path / "absent", installed))
     assert load_profile("tiny") == {"num_envs": 3}
     with pytest.raises(ConfigError, match="known: tiny"):
         load_profile("paper")
@@ -147,3 +148,99 @@ def test_the_paper_profile_is_the_authors_code():
     assert (paper.distill_batch_size, paper.distill_lr, paper.distill_target) == (256, 1e-3, "soft")
     assert not paper.normalize_obs and paper.log_std_bounds == "clip"
     assert paper.election_metric == "train_returns" and paper.return_window == 5
+
+
+# --------------------------------------------------------------------------------------------
+# --help from the fields' descriptions
+
+
+def test_every_field_says_what_it_sets_and_every_count_of_time_its_unit():
+    from mjx_cikd.config import FIELDS
+    from mjx_cikd.config.schema import ENV_STEPS, UPDATES
+
+    assert all(f.metadata["meaning"].strip() for f in FIELDS.values())
+    timed = ("total_steps", "learning_starts", "distill_warmup", "distill_interval",
+             "distill_interval_updates", "log_every", "eval_every", "checkpoint_every",
+             "selection_epsilon_steps", "episode_length")
+    assert {n: FIELDS[n].metadata["unit"].split(" of ")[0] for n in timed} == dict(
+        {n: ENV_STEPS for n in timed}, distill_interval_updates=UPDATES)
+
+
+def _help(name: str) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_train_help_gives_each_flag_its_meaning_values_unit_and_default():
+    text = _help("train")
+    assert text.startswith("usage: train.py") and "Train an ensemble of SAC agents" in text
+    metric = text[text.index("--election_metric"):text.index("--audit_election")]
+    assert "{train_returns,reward_rate,eval}" in metric
+    for value, meaning in (("train_returns", "the paper's: mean of member k's last M"),
+                           ("reward_rate", "mean reward per env step since the last phase"),
+                           ("eval", "a deterministic evaluation of --eval_episodes")):
+        assert f"{value}: {meaning}" in " ".join(metric.split())
+    assert "default: eval; why: at N = 64 and 256" in " ".join(metric.split())
+    interval = text[text.index("--distill_interval_updates"):text.index("\n  --distill_interval INT")]
+    assert "unit: SAC updates; default: 5000" in " ".join(interval.split())
+    assert "--hard_copy [BOOL]" in text and "(--hard_copy alone means true)" in text
+
+
+def test_reproduce_help_shows_only_what_it_accepts():
+    text = _help("reproduce")
+    assert text.startswith("usage: reproduce.py SET") and "Run an experiment set" in text
+    assert "Train an ensemble" not in text
+    options = {line.split()[0] for line in text.splitlines() if line.startswith("  --")}
+    assert {"--tasks", "--seeds", "--out", "--profile", "--teacher", "--total_steps"} <= options
+    refused = {"--resume", "--overwrite", "--coordinator", "--num_processes", "--process_id",
+               "--run_dir", "--num_seeds", "--env", "--algo", "--ensemble_size", "--widths",
+               "--extra_updates"}
+    assert not options & refused
+
+
+def test_a_bare_bool_flag_means_true_and_still_takes_a_value():
+    config, _ = config_from_args(["--algo", "ensemble", "--extra_updates", "--normalize_obs",
+                                  "false", "--progress"])
+    assert config.extra_updates is True and config.normalize_obs is False
+    assert config.progress is True
+    config, _ = config_from_args(["--hard_copy", "--num_envs", "8", "--stagger_episodes=no"])
+    assert config.hard_copy is True and config.num_envs == 8 and not config.stagger_episodes
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--widths", "256", "1024"], "--widths takes one comma-separated list: --widths 256,1024 "
+                                  "(not --widths 256 1024)"),
+    (["--widths=256", "1024"], "--widths 256,1024 (not --widths 256 1024)"),
+    (["--num-envs", "8"], "unrecognized arguments: --num-envs 8 (did you mean --num_envs?)"),
+    (["--no-normalize-obs"], "(did you mean --normalize_obs false?)"),
+    (["--no_tensorboard"], "(did you mean --tensorboard false?)"),
+])
+def test_tyro_spellings_name_the_one_that_works(argv, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_args(argv)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_readme_knob_table_gives_the_schema_defaults():
+    """The README's table points to the fields' descriptions; its defaults must not drift."""
+    from mjx_cikd.config import FIELDS
+
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| flag | default | meaning |"):].split("\n\n")[0].splitlines()[2:]
+    checked = 0
+    for row in table:
+        flags, defaults = row.split(" | ")[:2]
+        names = [f[2:] for f in re.findall(r"`(--\w+)`", flags)]
+        given = [d.split(" (")[0].strip("` ") for d in defaults.split(" / ")]
+        assert len(names) == len(given), row
+        for name, text_default in zip(names, given):
+            default = FIELDS[name].default
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                assert float(text_default) == default, (name, text_default)
+            else:
+                assert text_default == str(default).lower() if isinstance(default, bool) \
+                    else text_default == default, (name, text_default)
+            checked += 1
+    assert checked >= 30
