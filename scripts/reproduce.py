@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         flags, profile, args = config_lib.parse_flags(argv, _add_args, description=__doc__,
                                                       train_flags=False, instead=INSTEAD)
+        profile = config_lib.shadowed(profile, flags)  # flags override the profile, as train.py
         spec = cluster.parse(args.cluster, args.cpus_per_run)
         out = pathlib.Path(args.out)
         plan = functools.partial(  # absolute on a cluster: a worker's working dir is not ours

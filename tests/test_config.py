@@ -223,6 +223,28 @@ def test_tyro_spellings_name_the_one_that_works(argv, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+# --------------------------------------------------------------------------------------------
+# flags override the profile
+
+
+def test_a_phase_interval_flag_overrides_the_profile_in_either_unit():
+    tiny, _ = config_from_args(["--profile", "tiny", "--distill_interval_updates", "100",
+                                "--total_steps", "4096"])
+    assert tiny.interval_in_updates and tiny.distill_interval_updates == 100
+    assert tiny.phase_period == 50  # 100 updates at U = 2
+    parallel, _ = config_from_args(["--profile", "parallel", "--distill_interval", "204800"])
+    assert not parallel.interval_in_updates and parallel.phase_period == 100  # N = 2048
+    assert parallel.distill_interval_updates == 0
+    with pytest.raises(ConfigError, match="give the phase interval once"):
+        config_from_args(["--profile", "tiny", "--distill_interval_updates", "100",
+                          "--distill_interval", "256"])
+    # reproduce.py passes the profile and the flags apart: the profile without what flags override
+    from mjx_cikd.config import shadowed
+
+    assert shadowed({"distill_interval": 128, "gamma": 0.9, "seed": 1},
+                    {"distill_interval_updates": 100, "seed": 2}) == {"gamma": 0.9}
+
+
 def test_the_readme_knob_table_gives_the_schema_defaults():
     """The README's table points to the fields' descriptions; its defaults must not drift."""
     from mjx_cikd.config import FIELDS

@@ -24,10 +24,11 @@ from mjx_cikd.config.flags import (
     profile_dir,
     replace,
     resolve,
+    shadowed,
 )
 from mjx_cikd.config.schema import CHOICES, FIELDS, Config, ConfigError, ceil_div, knob
 
 __all__ = ["BEFORE_FIELDS", "BOOLS", "CHOICES", "FIELDS", "PROFILE_DIRS", "RESUMABLE",
            "TRAIN_FLAGS", "Config", "ConfigError", "build_parser", "ceil_div", "coerce",
            "config_from_args", "describe", "field_types", "from_dict", "knob", "load_profile",
-           "parse_flags", "profile_dir", "replace", "resolve", "validate"]
+           "parse_flags", "profile_dir", "replace", "resolve", "shadowed", "validate"]

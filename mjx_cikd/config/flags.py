@@ -2,7 +2,8 @@
 
 Every Config field is a flag spelled as the field (`--num_envs 2048`); its `--help` text is the
 field's description (`schema.knob`). `--profile NAME` loads `profiles/NAME.toml` first; flags
-override it. Bad input is one `ConfigError` line. Why argparse and not tyro: `docs/architecture.md`, "Configuration".
+override it (the phase interval counts as one knob in either unit). Bad input is one
+`ConfigError` line. Why argparse and not tyro: `docs/architecture.md`, "Configuration".
 """
 
 from __future__ import annotations
@@ -225,6 +226,16 @@ def parse_flags(argv: list[str] | None = None, extra=None, *, description: str |
     return given, (load_profile(args.profile) if args.profile else {}), args
 
 
+# The phase interval is one knob in two units: a flag in either unit replaces a profile's in both
+INTERVAL = ("distill_interval", "distill_interval_updates")
+
+
+def shadowed(lower: dict, upper: dict) -> dict:
+    """`lower` (a profile's values) without what `upper` (the flags) overrides."""
+    hidden = set(upper) | (set(INTERVAL) if set(INTERVAL) & set(upper) else set())
+    return {k: v for k, v in lower.items() if k not in hidden}
+
+
 # Fields that say how far a run goes and how it is carried out, never what it computes: a resumed
 # run may change them, and two runs that differ only in them (and run_dir) are one experiment.
 RESUMABLE = ("total_steps", "progress", "tensorboard", "compile_cache", "checkpoint_every",
@@ -248,7 +259,7 @@ def config_from_args(argv: list[str] | None = None, extra=None,
                               f"may change (got {', '.join(changed) or '--profile'})")
         values = dict(json.loads(saved.read_text()), **given, run_dir=str(args.resume))
         return from_dict(values), args
-    return resolve({**profile, **given}), args
+    return resolve({**shadowed(profile, given), **given}), args
 
 
 # What a run did before these fields existed: a saved config holds every field of its day, so a
