@@ -11,18 +11,20 @@ values and default); --profile NAME loads profiles/NAME.toml first and flags ove
 replaces the run a --run_dir already holds. `--devices D` runs over D devices, and
 `--coordinator HOST:PORT --num_processes P --process_id I` over P processes (docs/parallel.md).
 Ctrl-C (or SIGTERM) stops after the current chunk with a checkpoint and prints the command that
-resumes. Exit codes: 0 done, 1 a numeric fault or a failed save, 2 bad input, 128 + N stopped
-by signal N.
+resumes. A budget that trains nothing is refused; one that will run no phase, or spend most of
+its time evaluating, is warned about (docs/survival.md). Exit codes: 0 done, 1 a numeric fault or
+a failed save, 2 bad input, 128 + N stopped by signal N.
 """
 
 import sys
 
-from mjx_cikd.config import ConfigError, config_from_args
+from mjx_cikd.config import ConfigError, check_budget, config_from_args
 
 
 def main(argv=None) -> int:
     try:
         config, args = config_from_args(argv, description=__doc__)
+        check_budget(config)
         from mjx_cikd.envs import tasks as envs
         from mjx_cikd.loop import parallel
 

@@ -245,6 +245,63 @@ def test_a_phase_interval_flag_overrides_the_profile_in_either_unit():
                     {"distill_interval_updates": 100, "seed": 2}) == {"gamma": 0.9}
 
 
+# --------------------------------------------------------------------------------------------
+# budgets that train nothing, run no phase, or mostly evaluate
+
+
+def test_the_budget_counts_updates_and_phases_as_the_trainer_schedules_them():
+    from mjx_cikd.config.checks import has_phase, updating_steps
+
+    # N = 8: vector step i (from 1) updates once its 8 i env steps reach learning_starts = 64
+    base = dict(load_profile("tiny"), log_every=4096)  # one chunk: the run ends at its budget
+    assert updating_steps(resolve(dict(base, total_steps=64))) == 1
+    assert updating_steps(resolve(dict(base, total_steps=56))) == 0
+    assert updating_steps(resolve(dict(base, total_steps=60))) == 1  # rounded up to 64
+    # a phase every 128 env steps (16 vector steps), none before 128 env steps
+    assert has_phase(resolve(dict(base, total_steps=128)))
+    assert not has_phase(resolve(dict(base, total_steps=120)))
+    late = dict(base, distill_warmup=0, distill_interval=512)
+    assert not has_phase(resolve(dict(late, total_steps=504)))
+    assert has_phase(resolve(dict(late, total_steps=512)))
+    # in SAC updates the counter starts with the updates: 16 updates at U = 2 are 8 vector
+    # steps from the first updating one (step 8, at 64 env steps): the 15th
+    updates = dict(base, distill_warmup=0, distill_interval=0, distill_interval_updates=16)
+    assert not has_phase(resolve(dict(updates, total_steps=14 * 8)))
+    assert has_phase(resolve(dict(updates, total_steps=15 * 8)))
+
+
+def test_a_budget_that_trains_nothing_is_refused_and_one_without_a_phase_warned():
+    from mjx_cikd.config import budget_warnings, check_budget
+
+    with pytest.raises(ConfigError, match="--total_steps 4096 ends before --learning_starts "
+                                          "5000: no member would ever be updated"):
+        check_budget(resolve({"total_steps": 4096}))
+    check_budget(resolve({"total_steps": 5000}))
+    assert budget_warnings(resolve({}), 1000) == []
+    for values in ({"total_steps": 8000}, {"total_steps": 8000, "algo": "ensemble",
+                                           "extra_updates": True}):
+        (note,) = budget_warnings(resolve(values), 1000)
+        assert "--total_steps 8000 ends before --distill_warmup 10000: no phase will run" in note
+    # no phases anyway
+    assert budget_warnings(resolve({"total_steps": 8000, "algo": "ensemble"}), 1000) == []
+
+
+def test_evaluation_past_half_the_run_is_warned():
+    from mjx_cikd.config import budget_warnings
+    from mjx_cikd.config.checks import eval_share
+
+    # the issue's case: --eval_every 1000 at 2048 envs evaluates at every vector step
+    config = resolve({"num_envs": 2048, "eval_every": 1000, "distill_interval": 204_800})
+    assert eval_share(config, 1000) == pytest.approx(1000 / 1009)
+    (note,) = budget_warnings(config, 1000)
+    assert note.startswith("evaluation would take about 99% of the run") and "raise --eval_every" \
+        in note
+    assert budget_warnings(config, 5) == []  # T = 5: 5 steps per 9 of training
+    for argv in ([], ["--profile", "parallel"], ["--profile", "paper"], ["--profile", "tiny"]):
+        shipped = config_from_args(argv)[0]  # T: the tiny profile's 100, else the tasks' 1000
+        assert budget_warnings(shipped, shipped.episode_length or 1000) == [], argv
+
+
 def test_the_readme_knob_table_gives_the_schema_defaults():
     """The README's table points to the fields' descriptions; its defaults must not drift."""
     from mjx_cikd.config import FIELDS

@@ -1,9 +1,15 @@
-"""What makes a Config wrong: `validate`, the rules every config obeys (ranges, allowed values,
-fields that contradict each other), each broken one a one-line ConfigError."""
+"""What makes a Config wrong or wasteful: `validate` (the rules every config obeys), and a
+run's budget: `check_budget` (one that trains nothing: an error) and `budget_warnings` (one that
+runs no phase, or mostly evaluates: one line each).
+
+`validate` runs on every config, tests' included; `check_budget` where a user starts a run
+(`scripts/train.py`), since tests run short budgets on purpose; `budget_warnings` where a run
+starts (`host/run.train`, after its refusals: a warning never precedes an error's one line).
+"""
 
 from __future__ import annotations
 
-from mjx_cikd.config.schema import CHOICES, Config, ConfigError
+from mjx_cikd.config.schema import CHOICES, Config, ConfigError, ceil_div
 
 POSITIVE = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
             "hidden_layers", "return_window", "batch_size", "updates_per_step", "buffer_size",
@@ -82,3 +88,71 @@ def validate(config: Config) -> Config:
     _ranges(config)
     _together(config)
     return config
+
+
+# A run warns when more than this share of its sequential steps would be evaluation: past half,
+# the evaluations, not the training, set the run's length
+EVAL_SHARE_WARNING = 0.5
+def updating_steps(config: Config) -> int:
+    """Vector steps of the run that update the members: the trainer updates when the env steps
+    after the vector step reach --learning_starts (`loop/trainer.py`, `learning`)."""
+    first = ceil_div(max(config.learning_starts, 1), config.num_envs)
+    return max(0, config.last_step // config.num_envs - first + 1)
+
+
+def has_phase(config: Config) -> bool:
+    """Whether a phase point falls within the run. The trainer's rule: a phase is due at the
+    first vector step whose counter has reached the period and whose env steps after it reach
+    --distill_warmup; the counter counts every vector step (interval in env steps) or the
+    updating ones (in SAC updates), so the run's last step decides."""
+    counted = (updating_steps(config) if config.interval_in_updates
+               else config.last_step // config.num_envs)
+    return config.last_step >= config.distill_warmup and counted >= config.phase_period
+
+
+def eval_period(config: Config) -> float:
+    """Vector steps per evaluation: the trainer evaluates at most once per vector step, when
+    the env steps cross a multiple of --eval_every (0: of a chunk's length)."""
+    eval_every = config.eval_every or config.iters_per_chunk * config.num_envs
+    return max(1.0, eval_every / config.num_envs)
+
+
+def eval_share(config: Config, episode_length: int) -> float:
+    """The periodic evaluations' share of the run (one per --eval_every env steps), counted in
+    sequential steps: an evaluation plays T steps (its K x n episodes side by side), a training
+    vector step one env step and U SAC updates, each counted as one step. A rough count: on a
+    CPU, docs/election.md measured one evaluation step at 1/800 (MJX-JAX) to 1/7 (MuJoCo Warp)
+    of a training vector step, around the 1/(1 + U) counted here; on a GPU it is unmeasured.
+    The evaluation before each phase (--election_metric eval) is the election's cost, measured
+    in docs/election.md, and not counted here."""
+    evaluating = episode_length / eval_period(config)
+    return evaluating / (evaluating + 1 + config.updates_per_step)
+
+
+def check_budget(config: Config) -> None:
+    """A ConfigError for a budget that ends before --learning_starts: no member is ever updated,
+    so the run's evaluations and checkpoints are of untrained members."""
+    if updating_steps(config) == 0:
+        raise ConfigError(f"--total_steps {config.total_steps} ends before --learning_starts "
+                          f"{config.learning_starts}: no member would ever be updated; raise "
+                          f"--total_steps or lower --learning_starts")
+
+
+def budget_warnings(config: Config, episode_length: int) -> list[str]:
+    """One line for each way a run that is still useful wastes its budget: no phase within it
+    (the members still train: a smoke test, or the first leg of a run resumed with a larger
+    --total_steps), or evaluation past EVAL_SHARE_WARNING of it. `episode_length`: the task's T."""
+    notes = []
+    if config.phases_on and not has_phase(config):
+        why = (f"ends before --distill_warmup {config.distill_warmup}"
+               if config.last_step < config.distill_warmup else
+               "ends before the first phase interval is complete")
+        instead = "distillation" if config.algo == "cikd" else "extra updates"
+        notes.append(f"--total_steps {config.total_steps} {why}: no phase will run, so this "
+                     f"--algo {config.algo} run trains its members without {instead}")
+    share = eval_share(config, episode_length)
+    if share > EVAL_SHARE_WARNING:
+        notes.append(f"evaluation would take about {share:.0%} of the run: one evaluation "
+                     f"(T = {episode_length} steps) every {eval_period(config):g} vector step(s) "
+                     f"of --num_envs {config.num_envs}; raise --eval_every (env steps)")
+    return notes

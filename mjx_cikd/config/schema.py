@@ -231,6 +231,11 @@ class Config:
         return ceil_div(self.total_iters, self.num_chunks)
 
     @property
+    def last_step(self) -> int:
+        """The env step the run ends at: every chunk runs whole (`iters_per_chunk`)."""
+        return self.num_chunks * self.iters_per_chunk * self.num_envs
+
+    @property
     def interval_in_updates(self) -> bool:
         return self.distill_interval == 0
 
