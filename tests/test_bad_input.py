@@ -1,4 +1,4 @@
-"""Bad input: every case in docs/bad-input.md gets its one line, and nothing on disk changes.
+"""Bad input: every case in docs/survival.md's table gets its one line, and nothing on disk changes.
 
 Each case runs `scripts/train.py`'s `main` in-process from a scratch directory that holds a
 finished tiny run (`done`, with checkpoints) and another run's checkpoints (`other`), and

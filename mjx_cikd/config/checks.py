@@ -93,6 +93,8 @@ def validate(config: Config) -> Config:
 # A run warns when more than this share of its sequential steps would be evaluation: past half,
 # the evaluations, not the training, set the run's length
 EVAL_SHARE_WARNING = 0.5
+
+
 def updating_steps(config: Config) -> int:
     """Vector steps of the run that update the members: the trainer updates when the env steps
     after the vector step reach --learning_starts (`loop/trainer.py`, `learning`)."""
