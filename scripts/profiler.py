@@ -27,7 +27,7 @@ def _flags(parser):
 
 def main(argv=None) -> int:
     try:
-        config, args = config_from_args(argv, extra=_flags)
+        config, args = config_from_args(argv, extra=_flags, description=__doc__, train_flags=False)
         envs.resolve_impl(config.env, config.impl)
         if args.chunks < 1:
             raise ConfigError("--chunks must be >= 1")

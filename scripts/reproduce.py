@@ -6,12 +6,13 @@
     python scripts/reproduce.py fig1 ... --out RUNS --cluster ray[=ADDRESS] [--cpus_per_run 1]
     python scripts/plot.py RUNS --out FIGS
 
-The sets, their variants and the skip / resume / reuse rules: `mjx_cikd/experiments/plan.py`. Every
-Config field may be passed as a flag except the ones the set defines and run_dir / num_seeds (use
---out and --seeds). Re-running the same command continues where it stopped. Bad set names and bad
-flags print one line and exit with status 2. With --cluster, each run is a Ray task
-(`mjx_cikd/experiments/cluster.py`, docs/cluster.md); runs that failed there are named and
-the status is 1.
+The sets, their variants and the skip / resume / reuse rules: `mjx_cikd/experiments/plan.py`.
+Every Config field below may be passed as a flag, except the ones a set varies itself (e.g.
+--teacher in the teacher set); env, algo, ensemble_size, widths and extra_updates are every set's
+own, and --out / --seeds replace run_dir / num_seeds. Re-running the same command continues where
+it stopped. Bad set names and bad flags print one line and exit with status 2. With --cluster,
+each run is a Ray task (`mjx_cikd/experiments/cluster.py`, docs/cluster.md); runs that failed
+there are named and the status is 1.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ from mjx_cikd.experiments import cluster
 from mjx_cikd.experiments import plan as experiments
 
 TASKS = ",".join(experiments.PAPER_TASKS)
+RERUN = "it is train.py's; re-run the same reproduce command to continue its runs"
+# what reproduce.py does not take (left out of its parser and --help), and what to use instead
+INSTEAD = {**{f"--{name}": f"use {flag}" for name, flag in experiments.REPLACED.items()},
+           **{f"--{name}": "every experiment set defines it" for name in experiments.SET_FIELDS},
+           **{flag: RERUN for flag in config_lib.TRAIN_FLAGS}}
 
 
 def _add_args(parser) -> None:
-    sets = "; ".join(f"{name}: {s.title}" for name, s in experiments.SETS.items())
-    parser.add_argument("set", choices=list(experiments.SETS), help=f"experiment set ({sets})")
+    sets = "\n".join(f"  {name}: {s.title}" for name, s in experiments.SETS.items())
+    parser.add_argument("set", choices=list(experiments.SETS), metavar="SET",
+                        help=f"the experiment set:\n{sets}")
     parser.add_argument("--tasks", default=TASKS, help=f"comma-separated tasks (default: {TASKS})")
     parser.add_argument("--seeds", default=str(experiments.DEFAULT_SEEDS),
                         help=f"seeds per run, side by side (default {experiments.DEFAULT_SEEDS})")
@@ -45,10 +52,9 @@ def _add_args(parser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        flags, profile, args = config_lib.parse_flags(argv, _add_args)
-        if args.resume or args.overwrite or args.coordinator:
-            raise ConfigError("--resume, --overwrite and --coordinator are train.py's: re-run the "
-                              "same reproduce command to continue its runs")
+        flags, profile, args = config_lib.parse_flags(argv, _add_args, description=__doc__,
+                                                      train_flags=False, instead=INSTEAD)
+        profile = config_lib.shadowed(profile, flags)  # flags override the profile, as train.py
         spec = cluster.parse(args.cluster, args.cpus_per_run)
         out = pathlib.Path(args.out)
         plan = functools.partial(  # absolute on a cluster: a worker's working dir is not ours

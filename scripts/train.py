@@ -5,23 +5,26 @@
     python scripts/train.py --num_envs 2048 --profile parallel
     python scripts/train.py --algo sac --env CartpoleSwingup --total_steps 300000
 
-Every field of mjx_cikd.config.Config is a flag; --profile NAME loads profiles/NAME.toml first.
+Every field of mjx_cikd.config.Config is a flag (--help: what each means, its unit, allowed
+values and default); --profile NAME loads profiles/NAME.toml first and flags override it.
 `--resume RUN_DIR [--total_steps N]` continues a run from its newest checkpoint; `--overwrite`
 replaces the run a --run_dir already holds. `--devices D` runs over D devices, and
 `--coordinator HOST:PORT --num_processes P --process_id I` over P processes (docs/parallel.md).
 Ctrl-C (or SIGTERM) stops after the current chunk with a checkpoint and prints the command that
-resumes. Exit codes: 0 done, 1 a numeric fault or a failed save, 2 bad input, 128 + N stopped
-by signal N.
+resumes. A budget that trains nothing is refused; one that will run no phase, or spend most of
+its time evaluating, is warned about (docs/survival.md). Exit codes: 0 done, 1 a numeric fault or
+a failed save, 2 bad input, 128 + N stopped by signal N.
 """
 
 import sys
 
-from mjx_cikd.config import ConfigError, config_from_args
+from mjx_cikd.config import ConfigError, check_budget, config_from_args
 
 
 def main(argv=None) -> int:
     try:
-        config, args = config_from_args(argv)
+        config, args = config_from_args(argv, description=__doc__)
+        check_budget(config)
         from mjx_cikd.envs import tasks as envs
         from mjx_cikd.loop import parallel
 

@@ -1,4 +1,4 @@
-"""Bad input: every case in docs/bad-input.md gets its one line, and nothing on disk changes.
+"""Bad input: every case in docs/survival.md's table gets its one line, and nothing on disk changes.
 
 Each case runs `scripts/train.py`'s `main` in-process from a scratch directory that holds a
 finished tiny run (`done`, with checkpoints) and another run's checkpoints (`other`), and
@@ -84,6 +84,15 @@ CASES = {  # name: (argv after TINY (RUN_DIR: a copy of `done`), the line's gist
     "read-only run directory": (["--run_dir", "READ_ONLY"], "cannot write the run directory",
                                 None),
     "Menagerie task": (["--env", "Go1JoystickFlatTerrain"], "Menagerie tasks", None),
+    "budget below learning_starts": (["--total_steps", "32"], "--total_steps 32 ends before "
+                                     "--learning_starts 64: no member would ever be updated",
+                                     None),
+    "a list spelled as tyro's": (["--widths", "64", "32"], "--widths takes one comma-separated "
+                                 "list: --widths 64,32 (not --widths 64 32)", None),
+    "a flag spelled as tyro's": (["--num-envs", "8"], "unrecognized arguments: --num-envs 8 "
+                                 "(did you mean --num_envs?)", None),
+    "a negated bool as tyro's": (["--no-normalize-obs"], "unrecognized arguments: "
+                                 "--no-normalize-obs (did you mean --normalize_obs false?)", None),
 }
 
 
@@ -117,6 +126,38 @@ def test_bad_input_gets_one_line_and_writes_nothing(case, runs, tmp_path, monkey
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and gist in err, err
     assert _snapshot(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "locked", "run"]
+
+
+class _Started(Exception):
+    """Raised where a run would begin writing its records: its warnings are out by then."""
+
+
+WARNINGS = {  # name: (the run, its one warning line); ProbeTarget's T is 10
+    "budget without a phase": (dict(total_steps=96), "--total_steps 96 ends before "
+                               "--distill_warmup 128: no phase will run, so this --algo cikd run "
+                               "trains its members without distillation"),
+    "evaluation most of the run": (dict(num_envs=2048, eval_every=1000), "evaluation would take "
+                                   "about 77% of the run: one evaluation (T = 10 steps) every 1 "
+                                   "vector step(s) of --num_envs 2048; raise --eval_every (env "
+                                   "steps)"),
+}
+
+
+@pytest.mark.parametrize("case", list(WARNINGS))
+def test_a_run_still_useful_gets_one_warning_line_before_it_starts(case, tmp_path, monkeypatch,
+                                                                   capsys):
+    from mjx_cikd.host import run
+
+    values, gist = WARNINGS[case]
+
+    def started(*args, **kwargs):
+        raise _Started
+
+    monkeypatch.setattr(run, "RunLogger", started)
+    with pytest.raises(_Started):
+        run.train(tiny(**values), tmp_path / "run")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [f"[mjx_cikd] warning: {gist}"]
 
 
 def test_a_full_disk_during_a_save_keeps_the_last_complete_checkpoint(runs, tmp_path,

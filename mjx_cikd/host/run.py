@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mjx_cikd.agent import replay
-from mjx_cikd.config import Config, ceil_div
+from mjx_cikd.config import Config, budget_warnings, ceil_div
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint, interrupt, records, start_cache
 from mjx_cikd.host.logger import NullLogger, RunLogger, claim
@@ -321,6 +321,8 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
     note = phase_cost_note(config)
     if note:
         say(f"[mjx_cikd] note: {note}")
+    for warning in budget_warnings(config, task.episode_length):
+        say(f"[mjx_cikd] warning: {warning}")
     logger = (RunLogger(run_dir, config.to_dict(), config.tensorboard, run_facts(task, config))
               if parallel.primary() else NullLogger())
     start = time.perf_counter()
