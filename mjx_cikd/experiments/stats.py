@@ -142,6 +142,18 @@ def improvement_ci(pairs: dict, reps: int = 2000, confidence: float = 0.95,
             for k in pairs}
 
 
+def performance_profile(scores: dict, taus, reps: int = 2000, confidence: float = 0.95,
+                        seed: int = 0) -> dict[str, Band]:
+    """{name: [runs, tasks]} -> {name: Band over `taus`}: rliable's score distribution, the share
+    of runs scoring above each tau, with its stratified-bootstrap percentile interval."""
+    taus = np.asarray(taus, dtype=np.float64)
+    with _global_seed(seed):
+        point, ci = rl_library.create_performance_profile(
+            scores, taus, reps=reps, confidence_interval_size=confidence)
+    return {k: Band(np.asarray(point[k], np.float64), np.asarray(ci[k][0], np.float64),
+                    np.asarray(ci[k][1], np.float64)) for k in scores}
+
+
 def improvement_pairs(tasks: list[str], scores: dict, baseline: dict) -> dict:
     """The comparisons of a set for `improvement_ci`. scores: {(task, variant): [S] final
     returns}; baseline: {variant: is a baseline}, in the set's order. -> {(task, x, y): (scores
