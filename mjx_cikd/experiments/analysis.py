@@ -31,7 +31,8 @@ def report_set(set_name: str, runs: list[Run], out: pathlib.Path,
     paths = [figures.plot_set(set_name, runs, out)]
     run_dirs = [r.dir for t in tasks_of(runs) for r in task_runs(runs, t)]
     title = runs[0].record.set_title
-    lines = [f"# {set_name}: {title}", "", *tables.final_table(runs, threshold),
+    heading = f"# {set_name}: {title}" if title != set_name else f"# {set_name}"
+    lines = [heading, "", *tables.final_table(runs, threshold),
              *tables.aggregate_table(runs), *tables.election_table(run_dirs), ""]
     md = out / f"{set_name}.md"
     md.write_text("\n".join(lines))

@@ -50,11 +50,9 @@ def _hit_bars(ax, summary: dict) -> None:
                     bar.get_height()), xytext=(0, 2), textcoords="offset points", ha="center",
                     fontsize=7.5)
     ax.axhline(summary["random_hit_rate"], color="black", linestyle=":", linewidth=1.2)
-    ax.annotate(f"random: 1/{summary['members']}", (len(names) - 0.5, summary["random_hit_rate"]),
-                xytext=(0, -9), textcoords="offset points", ha="right", fontsize=7)
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7.5)
     ax.set(ylim=(0, 1.12), ylabel="Hit rate (share of phases)",
-           title=f"elected by {summary['metric']}")
+           title=f"elected by {summary['metric']}\n(dotted: random, 1/{summary['members']})")
 
 
 def plot_election(run_dirs, out_png) -> pathlib.Path | None:
@@ -70,7 +68,7 @@ def plot_election(run_dirs, out_png) -> pathlib.Path | None:
     seeds = max(len({int(r["seed"]) for r in rows}) for _, rows in audited)
     fig, axes = plt.subplots(len(audited), seeds + 1, figsize=(3.0 * seeds + 3.0,
                              2.6 * len(audited) + 0.8), squeeze=False, layout="constrained",
-                             gridspec_kw={"width_ratios": (3,) * seeds + (2.4,)})
+                             gridspec_kw={"width_ratios": (3,) * seeds + (2.6,)})
     for row, (run_dir, rows) in zip(axes, audited):
         k = len(rows[0]["audit"])
         for ax, seed in zip(row[:-1], sorted({int(r["seed"]) for r in rows})):
