@@ -88,6 +88,17 @@ def test_probability_of_improvement_of_a_dominating_variant_is_near_one():
     assert p == pytest.approx(np.mean(x[:, None, 0] > y[None, :, 0]))
 
 
+def test_performance_profile_is_the_share_of_seeds_above_tau():
+    scores = {"a": np.array([[1.0], [2.0], [3.0], [4.0]]), "b": np.array([[10.0], [10.0]])}
+    out = stats.performance_profile(scores, [0.0, 2.5, 5.0], reps=300)
+    np.testing.assert_allclose(out["a"].mean, [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(out["b"].mean, [1.0, 1.0, 1.0])
+    assert np.all(out["a"].low <= out["a"].mean) and np.all(out["a"].mean <= out["a"].high)
+    assert out["a"].high[1] - out["a"].low[1] > 0  # four seeds: the middle is uncertain
+    again = stats.performance_profile(scores, [0.0, 2.5, 5.0], reps=300)["a"]
+    np.testing.assert_array_equal(again.low, out["a"].low)  # reproducible: rliable seeded
+
+
 def test_improvement_pairs_compare_cikd_with_each_baseline_or_with_the_first_variant():
     s = {(t, v): np.arange(3.0) for t in ("A", "B") for v in ("sac", "ens", "cikd")}
     pairs = stats.improvement_pairs(["A", "B"], s, {"sac": True, "ens": True, "cikd": False})
