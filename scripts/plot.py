@@ -5,8 +5,9 @@
 
 Finds every run directory under RUNS (a directory holding metrics.jsonl, at any depth), groups them
 by experiment set and task, and writes per set FIGS/<set>.png (learning curves with 95% bootstrap
-bands), FIGS/<set>.md (final returns, steps to a threshold, rliable's IQM and probability of
-improvement, the election audit) and, for runs that audited their elections,
+CIs), FIGS/<set>-iqm.png and FIGS/<set>-profile.png (rliable's IQM and performance profiles of the
+final returns), FIGS/<set>.md (final returns, steps to a threshold, rliable's IQM and probability
+of improvement, the election audit) and, for runs that audited their elections,
 FIGS/<set>-election.png. What each holds: `mjx_cikd/experiments/analysis.py`.
 """
 

@@ -1,7 +1,8 @@
-"""Curves, tables and figures from run directories (mjx_cikd.experiments.analysis,
-scripts/plot.py), rliable's aggregates (mjx_cikd.experiments.stats), and the election audit, all on
-synthetic metrics.jsonl files."""
+"""Curves, tables and figures from run directories (mjx_cikd.experiments: runs, tables, figures,
+election_figure, analysis; scripts/plot.py), rliable's aggregates (stats), and the election audit,
+all on synthetic metrics.jsonl files."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from mjx_cikd.experiments import analysis, stats
+from mjx_cikd.experiments import analysis, election_figure, figures, runs, stats, tables
 from mjx_cikd.experiments.plan import VariantRecord
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -87,6 +88,17 @@ def test_probability_of_improvement_of_a_dominating_variant_is_near_one():
     assert p == pytest.approx(np.mean(x[:, None, 0] > y[None, :, 0]))
 
 
+def test_performance_profile_is_the_share_of_seeds_above_tau():
+    scores = {"a": np.array([[1.0], [2.0], [3.0], [4.0]]), "b": np.array([[10.0], [10.0]])}
+    out = stats.performance_profile(scores, [0.0, 2.5, 5.0], reps=300)
+    np.testing.assert_allclose(out["a"].mean, [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(out["b"].mean, [1.0, 1.0, 1.0])
+    assert np.all(out["a"].low <= out["a"].mean) and np.all(out["a"].mean <= out["a"].high)
+    assert out["a"].high[1] - out["a"].low[1] > 0  # four seeds: the middle is uncertain
+    again = stats.performance_profile(scores, [0.0, 2.5, 5.0], reps=300)["a"]
+    np.testing.assert_array_equal(again.low, out["a"].low)  # reproducible: rliable seeded
+
+
 def test_improvement_pairs_compare_cikd_with_each_baseline_or_with_the_first_variant():
     s = {(t, v): np.arange(3.0) for t in ("A", "B") for v in ("sac", "ens", "cikd")}
     pairs = stats.improvement_pairs(["A", "B"], s, {"sac": True, "ens": True, "cikd": False})
@@ -102,9 +114,9 @@ def test_improvement_pairs_compare_cikd_with_each_baseline_or_with_the_first_var
 
 def test_curves_tables_and_steps_to_threshold(tmp_path):
     _demo_runs(tmp_path)
-    runs = analysis.find_runs(tmp_path)
-    assert [r.record.variant for r in runs] == ["Base", "CIKD"]
-    curves = [c for r in runs for c in analysis.curves_of(r)]
+    found = analysis.find_runs(tmp_path)
+    assert [r.record.variant for r in found] == ["Base", "CIKD"]
+    curves = [c for r in found for c in runs.curves_of(r)]
     assert [(c.variant, c.kind) for c in curves] == [("Base", "best"), ("CIKD", "best"),
                                                      ("CIKD", "worst")]
     np.testing.assert_allclose(curves[1].band.mean, [2.0, 4.0, 5.2])
@@ -114,15 +126,15 @@ def test_curves_tables_and_steps_to_threshold(tmp_path):
         return {(r[1], r[2]): r[7] for r in _rows(table)
                 if len(r) == 8 and r[2] in ("best member", "worst member")}
 
-    table = "\n".join(analysis.final_table(runs))  # to the baseline's final return, 3.1
+    table = "\n".join(tables.final_table(found))  # to the baseline's final return, 3.1
     assert reach(table) == {("Base", "best member"): "300", ("CIKD", "best member"): "200",
                             ("CIKD", "worst member"): "—"}
     assert "best baseline Base, final return 3.1" in table
-    assert reach("\n".join(analysis.final_table(runs, 4.5)))[("CIKD", "best member")] == "300"
-    given = reach("\n".join(analysis.final_table(runs, {"ProbeTarget": 1.5})))
+    assert reach("\n".join(tables.final_table(found, 4.5)))[("CIKD", "best member")] == "300"
+    given = reach("\n".join(tables.final_table(found, {"ProbeTarget": 1.5})))
     assert given[("Base", "best member")] == "200" and given[("CIKD", "best member")] == "100"
 
-    aggregate = "\n".join(analysis.aggregate_table(runs, reps=200))
+    aggregate = "\n".join(tables.aggregate_table(found, reps=200))
     iqm = {r[1]: float(r[3]) for r in _rows(aggregate) if len(r) == 5 and r[2] == "2"}
     assert iqm == pytest.approx({"Base": 3.1, "CIKD": 5.2})  # two seeds: the IQM is the mean
     (p,) = [r for r in _rows(aggregate) if r[1:3] == ["CIKD", "Base"]]
@@ -130,15 +142,15 @@ def test_curves_tables_and_steps_to_threshold(tmp_path):
 
 
 def test_plot_writes_figure_and_table_per_set_with_a_threshold_flag(tmp_path):
-    runs, figs = tmp_path / "runs", tmp_path / "figs"
-    _demo_runs(runs)
+    root, figs = tmp_path / "runs", tmp_path / "figs"
+    _demo_runs(root)
     # a run without variant.json: named by its last three directories
-    _write_run(runs / "other" / "ProbeTarget" / "plain", [[[1.0], [1.0], [1.0]]])
-    proc = subprocess.run([sys.executable, ROOT / "scripts" / "plot.py", runs, "--out", figs,
+    _write_run(root / "other" / "ProbeTarget" / "plain", [[[1.0], [1.0], [1.0]]])
+    proc = subprocess.run([sys.executable, ROOT / "scripts" / "plot.py", root, "--out", figs,
                            "--threshold", "ProbeTarget=4.5"], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("demo.png", "other.png"):
+    for name in ("demo.png", "other.png", "demo-iqm.png", "demo-profile.png", "other-iqm.png"):
         assert (figs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (figs / "demo.md").read_text()
     assert table.startswith("# demo: a demo set")
@@ -171,7 +183,7 @@ AUDIT = [
 
 def test_election_summary_scores_the_teacher_and_every_statistic(tmp_path):
     run_dir = _write_run(tmp_path / "run", [[[1.0] * 3] * 3] * 2, extra=AUDIT)
-    s = analysis.election_summary(run_dir)
+    s = runs.election_summary(run_dir)
     assert s["metric"] == "train_returns" and s["members"] == 3
     assert s["random_hit_rate"] == pytest.approx(1 / 3)
 
@@ -186,22 +198,23 @@ def test_election_summary_scores_the_teacher_and_every_statistic(tmp_path):
     assert s["overall"]["phases"] == 4
     assert scores(s["overall"]) == {"teacher": (0.25, 1.5), "train_returns": (0.25, 1.5),
                                     "reward_rate": (0.5, 1.75), "statistic": (0.25, 1.5)}
-    assert analysis.election_summary(_write_run(tmp_path / "plain", [[[1.0]] * 3])) is None
+    assert runs.election_summary(_write_run(tmp_path / "plain", [[[1.0]] * 3])) is None
 
 
 def test_election_plot_and_table_for_audited_runs(tmp_path):
-    runs, figs = tmp_path / "runs", tmp_path / "figs"
+    root, figs = tmp_path / "runs", tmp_path / "figs"
     figs.mkdir()
-    audited = _write_run(runs / "election" / "ProbeTarget" / "a", [[[1.0] * 3] * 3] * 2,
+    audited = _write_run(root / "election" / "ProbeTarget" / "a", [[[1.0] * 3] * 3] * 2,
                          _record("SAC-CIKD (train returns)", 0, False, k=3, set_name="election"),
                          extra=AUDIT)
-    plain = _write_run(runs / "election" / "ProbeTarget" / "b", [[[1.0] * 3] * 3] * 2,
+    plain = _write_run(root / "election" / "ProbeTarget" / "b", [[[1.0] * 3] * 3] * 2,
                        _record("SAC-CIKD (eval)", 1, False, k=3, set_name="election"))
-    png = analysis.plot_election([audited, plain], figs / "x.png")
+    png = election_figure.plot_election([audited, plain], figs / "x.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert analysis.plot_election([plain], figs / "y.png") is None
-    paths = analysis.report_set("election", analysis.find_runs(runs), figs)
-    assert [p.name for p in paths] == ["election.png", "election.md", "election-election.png"]
+    assert election_figure.plot_election([plain], figs / "y.png") is None
+    paths = analysis.report_set("election", analysis.find_runs(root), figs)
+    assert [p.name for p in paths] == ["election.png", "election.md", "election-iqm.png",
+                                       "election-profile.png", "election-election.png"]
     table = (figs / "election.md").read_text()
     assert "## Election audit" in table
     (row,) = _rows(table, "| ProbeTarget / SAC-CIKD (train returns) |")
@@ -217,3 +230,62 @@ def test_a_statistic_is_scored_only_where_it_had_a_value():
                                    {"train_returns": [[nan] * 3, [nan] * 3, [9.0, 0.0, 1.0]]})
     assert scores["train_returns"] == {"phases": 1, "hit_rate": 0.0, "mean_regret": 9.0}
     assert scores["teacher"]["phases"] == 3 and scores["teacher"]["hit_rate"] == 1.0
+
+
+# --------------------------------------------------------------------------------------
+# what the figures say
+
+
+def test_steps_read_as_a_reader_writes_them():
+    assert [figures.steps_text(x) for x in (0, 500, 25_000, 100_000, 1_000_000, 1_500_000)] == [
+        "0", "500", "25k", "100k", "1M", "1.5M"]
+
+
+def test_styles_stay_apart_without_colour_and_follow_the_variant(tmp_path):
+    markers = [m for _, m in figures.STYLES]
+    assert len(set(markers)) == len(markers)  # greyscale: the shape alone tells variants apart
+    _demo_runs(tmp_path)
+    found = analysis.find_runs(tmp_path)
+    styles = figures.styles_of(found)
+    assert list(styles) == ["Base", "CIKD"] and styles["Base"] != styles["CIKD"]
+    # the worst member's curve keeps its variant's style: one key per variant, not per curve
+    assert len(styles) == len({r.record.variant for r in found})
+
+
+def test_titles_and_return_scales(tmp_path):
+    _demo_runs(tmp_path)
+    found = analysis.find_runs(tmp_path)
+    assert figures.short_title(found) == "a demo set"
+    plain = _write_run(tmp_path / "plain", [[[1.0]] * 3])
+    (inferred,) = [r for r in analysis.find_runs(tmp_path) if r.dir == plain]
+    assert figures.short_title([inferred]) == ""  # no internal set name ("runs") as a title
+    assert figures.return_scale(found[0]) is None  # a probe: no known maximum
+
+    def on(task, length=0):
+        return dataclasses.replace(found[0], episode_length=length,
+                                   record=dataclasses.replace(found[0].record, task=task))
+
+    assert figures.return_scale(on("PendulumSwingup")) == 1000.0  # DM Control: [0, 1] a step
+    assert figures.return_scale(on("PendulumSwingup", 500)) == 500.0
+    assert figures.return_scale(on("hopper")) is None
+
+
+def test_a_curve_that_has_not_learned_is_drawn_without_its_interval(tmp_path, monkeypatch):
+    """DM Control returns under 5% of the maximum: the line only, and a note in the panel."""
+    root = tmp_path / "runs"
+    flat = [[[1.0], [3.0], [2.0]], [[2.0], [1.0], [4.0]]]
+    _write_run(root / "demo" / "PendulumSwingup" / "base", flat,
+               _record("Base", 0, True, task="PendulumSwingup"))
+    bars, notes = [], []
+    plt = figures.pyplot()
+    monkeypatch.setattr(plt.Axes, "errorbar", lambda self, *a, **k: bars.append(a))
+    real_text = plt.Axes.text
+    monkeypatch.setattr(plt.Axes, "text",
+                        lambda self, *a, **k: notes.append(a[2]) or real_text(self, *a, **k))
+    figures.plot_set("demo", analysis.find_runs(root), tmp_path)
+    assert bars == [] and any("not learned" in n for n in notes)
+    notes.clear()
+    learned = [[[100.0], [300.0], [200.0]], [[200.0], [100.0], [400.0]]]
+    _write_run(root / "demo" / "PendulumSwingup" / "base", learned)
+    figures.plot_set("demo", analysis.find_runs(root), tmp_path)
+    assert len(bars) == 1 and not any("not learned" in n for n in notes)

@@ -1,3 +1,4 @@
 """Many runs: the paper's experiment sets and their planning (`plan`), spreading them over a Ray
-cluster (`cluster`), and the curves, tables, figures (`analysis`) and statistics (`stats`) read
-from their run directories."""
+cluster (`cluster`), and what is read back from their run directories (`runs`): the tables
+(`tables`), the figures (`figures`, `election_figure`), everything plot.py writes per set
+(`analysis`) and the statistics (`stats`)."""

@@ -1,12 +1,14 @@
-"""Statistics over seeds for plots and tables: the mean and a percentile-bootstrap confidence band,
-rliable's interquartile mean and probability of improvement, the election audit's hit rates, and
-how the tables write these numbers.
+"""Statistics over seeds for plots and tables: the mean and a bootstrap confidence band (scipy's
+BCa), rliable's interquartile mean, probability of improvement and performance profiles, the
+election audit's hit rates, and how the tables write these numbers.
 
-The paper (section 5.1) plots the mean over 5 seeds with a bootstrapped confidence interval
-(Efron's percentile bootstrap). `bootstrap_ci` resamples the seeds with replacement, takes the
-mean of every resample, and reads the interval off the percentiles of those means, independently
-at every point of the curve. With one seed there is nothing to resample: the band collapses to
-the line.
+The paper (section 5.1) plots the mean over 5 seeds with a bootstrapped confidence interval.
+`bootstrap_ci` asks `scipy.stats.bootstrap` for the bias-corrected and accelerated (BCa) interval
+of the mean over seeds, independently at every point of the curve. No bootstrap is honest at 2-5
+seeds: on normal data a nominal 95% interval of the mean covers the truth about 73% of the time at
+3 seeds and 83% at 5 (BCa and percentile alike; tests/test_stats_and_seeds.py measures it), so
+the bands and tables say how many seeds they rest on. With one seed there is nothing to resample:
+the band collapses to the line.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
+import scipy.stats
 from rliable import library as rl_library
 from rliable import metrics as rl_metrics
 
 from mjx_cikd.cikd.election import audit_score
+
+BOOTSTRAP_METHOD = "BCa"  # scipy's default: corrects the percentile interval's bias and skew
 
 
 class Band(NamedTuple):
@@ -28,29 +33,53 @@ class Band(NamedTuple):
     high: np.ndarray  # upper end
 
 
+def _interval(x: np.ndarray, confidence: float, n_resamples: int, seed: int,
+              method: str = BOOTSTRAP_METHOD) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's bootstrap interval of the mean over axis 0 of a NaN-free x [S, P], S >= 2. Where
+    the seeds agree exactly the interval is the point (scipy returns NaN there); where BCa cannot
+    be computed otherwise, the percentile interval stands in."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy's DegenerateDataWarning: handled below
+        ci = scipy.stats.bootstrap((x,), np.mean, axis=0, confidence_level=confidence,
+                                   n_resamples=n_resamples, method=method,
+                                   rng=np.random.default_rng(seed)).confidence_interval
+    low, high = np.array(ci.low, np.float64), np.array(ci.high, np.float64)
+    flat = np.ptp(x, axis=0) == 0
+    low[flat] = high[flat] = x[0, flat]
+    failed = ~flat & ~(np.isfinite(low) & np.isfinite(high))
+    if failed.any() and method != "percentile":
+        low[failed], high[failed] = _interval(x[:, failed], confidence, n_resamples, seed,
+                                              "percentile")
+    return low, high
+
+
 def bootstrap_ci(samples, confidence: float = 0.95, n_resamples: int = 2000,
                  seed: int = 0) -> Band:
-    """Mean over axis 0 (the seeds) of `samples` [S, ...] and its percentile-bootstrap interval.
+    """Mean over axis 0 (the seeds) of `samples` [S, ...] and its bootstrap interval (scipy, BCa).
 
-    NaN entries (a seed without a value at that point) are left out of the means. Deterministic
-    for a given `seed`.
+    NaN entries (a seed without a value at that point) are left out of the mean and the interval
+    of that point; a point with one value has the value as its interval, one with none is NaN.
+    Deterministic for a given `seed`.
     """
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim == 0 or x.shape[0] == 0:
         raise ValueError("bootstrap_ci needs at least one sample along axis 0")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    shape = x.shape[1:]
+    flat = x.reshape(x.shape[0], -1)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, quietly
-        mean = np.nanmean(x, axis=0)
-        if x.shape[0] == 1:
-            return Band(mean, mean.copy(), mean.copy())
-        rng = np.random.default_rng(seed)
-        idx = rng.integers(0, x.shape[0], size=(n_resamples, x.shape[0]))
-        means = np.nanmean(x[idx], axis=1)  # [R, ...]
-        alpha = 100 * (1 - confidence) / 2
-        low, high = np.nanpercentile(means, [alpha, 100 - alpha], axis=0)
-    return Band(mean, low, high)
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points give NaN, quietly
+        mean = np.nanmean(flat, axis=0)
+    low, high = mean.copy(), mean.copy()
+    counts = np.sum(~np.isnan(flat), axis=0)
+    full = counts == flat.shape[0]
+    if flat.shape[0] > 1 and full.any():  # every seed has a value: one vectorised call
+        low[full], high[full] = _interval(flat[:, full], confidence, n_resamples, seed)
+    for p in np.flatnonzero(~full & (counts > 1)):  # some seeds missing: that point alone
+        values = flat[~np.isnan(flat[:, p]), p][:, None]
+        (low[p],), (high[p],) = _interval(values, confidence, n_resamples, seed)
+    return Band(mean.reshape(shape), low.reshape(shape), high.reshape(shape))
 
 
 def first_reach(steps, curve, threshold: float):
@@ -111,6 +140,18 @@ def improvement_ci(pairs: dict, reps: int = 2000, confidence: float = 0.95,
             reps=reps, confidence_interval_size=confidence)
     return {k: (float(point[k]), float(np.ravel(ci[k])[0]), float(np.ravel(ci[k])[1]))
             for k in pairs}
+
+
+def performance_profile(scores: dict, taus, reps: int = 2000, confidence: float = 0.95,
+                        seed: int = 0) -> dict[str, Band]:
+    """{name: [runs, tasks]} -> {name: Band over `taus`}: rliable's score distribution, the share
+    of runs scoring above each tau, with its stratified-bootstrap percentile interval."""
+    taus = np.asarray(taus, dtype=np.float64)
+    with _global_seed(seed):
+        point, ci = rl_library.create_performance_profile(
+            scores, taus, reps=reps, confidence_interval_size=confidence)
+    return {k: Band(np.asarray(point[k], np.float64), np.asarray(ci[k][0], np.float64),
+                    np.asarray(ci[k][1], np.float64)) for k in scores}
 
 
 def improvement_pairs(tasks: list[str], scores: dict, baseline: dict) -> dict:

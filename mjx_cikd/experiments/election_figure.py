@@ -1,0 +1,89 @@
+"""The election audit's figure (<set>-election.png): per audited run and seed, every member's true
+return at each phase with the elected teacher marked, and each statistic's hit rate."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from mjx_cikd.experiments import stats
+from mjx_cikd.experiments.figures import STYLES, pyplot, steps_text
+from mjx_cikd.experiments.runs import (
+    STATISTICS,
+    as_array,
+    audit_records,
+    election_summary,
+    run_name,
+)
+
+
+def _seed_panel(ax, rows: list[dict], seed: int, k: int) -> None:
+    """One seed of one run: each member's audited return per phase, the teacher marked."""
+    mine = [r for r in rows if int(r["seed"]) == seed and r.get("ran", True)]
+    if not mine:
+        ax.text(0.5, 0.5, "no phase ran", transform=ax.transAxes, ha="center", color="0.3")
+        return
+    steps, audit = np.array([r["env_steps"] for r in mine]), as_array(mine, "audit")
+    for m in range(k):
+        color, marker = STYLES[m % len(STYLES)]
+        ax.plot(steps, audit[:, m], color=color, marker=marker, markersize=3.5, linewidth=1.1,
+                label=f"member {m}")
+    picked = audit[np.arange(len(mine)), [int(r["teacher"]) for r in mine]]
+    hit = np.array([bool(r["hit"]) for r in mine], dtype=bool)
+    # open rings around the teacher's point: the member's own marker stays readable inside
+    ax.scatter(steps[hit], picked[hit], marker="o", s=70, facecolors="none", edgecolors="black",
+               linewidths=1.1, zorder=3, label="teacher, best")
+    ax.scatter(steps[~hit], picked[~hit], marker="x", s=45, color="#D55E00", linewidths=1.6,
+               zorder=3, label="teacher, not best")
+    ax.set_title(f"seed {seed}: {int(hit.sum())} of {hit.size} phases hit", fontsize=9)
+
+
+def _hit_bars(ax, summary: dict) -> None:
+    """Each statistic's hit rate over all seeds, its number of phases on the bar."""
+    overall = summary["overall"]
+    names = [k for k in (stats.DECIDED, *STATISTICS) if k in overall]
+    rates = [overall[k]["hit_rate"] for k in names]
+    bars = ax.bar(range(len(names)), rates, color="0.6", edgecolor="black", linewidth=0.6)
+    for bar, name in zip(bars, names):
+        ax.annotate(f"{overall[name]['phases']} ph.", (bar.get_x() + bar.get_width() / 2,
+                    bar.get_height()), xytext=(0, 2), textcoords="offset points", ha="center",
+                    fontsize=7.5)
+    ax.axhline(summary["random_hit_rate"], color="black", linestyle=":", linewidth=1.2)
+    ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7.5)
+    ax.set(ylim=(0, 1.12), ylabel="Hit rate (share of phases)",
+           title=f"elected by {summary['metric']}\n(dotted: random, 1/{summary['members']})")
+
+
+def plot_election(run_dirs, out_png) -> pathlib.Path | None:
+    """Per audited run a row: one panel per seed (members' true returns, the teacher ringed where
+    it was the best and crossed where it was not), then the hit rates of the teacher and of each
+    statistic had it decided. None if no run was audited."""
+    audited = [(d, rows) for d in map(pathlib.Path, run_dirs) if (rows := audit_records(d))]
+    if not audited:
+        return None
+    from matplotlib.ticker import FuncFormatter
+
+    plt = pyplot()
+    seeds = max(len({int(r["seed"]) for r in rows}) for _, rows in audited)
+    fig, axes = plt.subplots(len(audited), seeds + 1, figsize=(3.0 * seeds + 3.0,
+                             2.6 * len(audited) + 0.8), squeeze=False, layout="constrained",
+                             gridspec_kw={"width_ratios": (3,) * seeds + (2.6,)})
+    for row, (run_dir, rows) in zip(axes, audited):
+        k = len(rows[0]["audit"])
+        for ax, seed in zip(row[:-1], sorted({int(r["seed"]) for r in rows})):
+            _seed_panel(ax, rows, seed, k)
+            ax.xaxis.set_major_formatter(FuncFormatter(steps_text))
+            ax.grid(alpha=0.25, linewidth=0.6)
+        for ax in row[len({int(r["seed"]) for r in rows}):-1]:
+            ax.set_visible(False)
+        row[0].set_ylabel(f"{run_name(run_dir)}\ntrue return (deterministic)", fontsize=8.5)
+        _hit_bars(row[-1], election_summary(run_dir))
+    for ax in axes[-1, :-1]:
+        ax.set_xlabel("Environment steps")
+    fig.suptitle("Teacher elections audited against the members' true returns", fontsize=11)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
+    fig.savefig(out_png, dpi=130)
+    plt.close(fig)
+    return pathlib.Path(out_png)

@@ -1,0 +1,115 @@
+"""The Markdown tables of a set (<set>.md): per curve the final return with its interval and the
+env steps to a threshold; rliable's IQM and probability of improvement of the final returns; the
+election audit's hit rates and regrets."""
+
+from __future__ import annotations
+
+import pathlib
+
+from mjx_cikd.experiments import stats
+from mjx_cikd.experiments.plan import BEST, MEMBER, WORST
+from mjx_cikd.experiments.runs import (
+    STATISTICS,
+    Curve,
+    Run,
+    curves_of,
+    election_summary,
+    final_scores,
+    run_name,
+    task_runs,
+    tasks_of,
+)
+from mjx_cikd.experiments.stats import fmt, fmt_interval, fmt_steps
+
+
+def threshold_of(task: str, curves: list[Curve], given=None) -> tuple[float | None, str]:
+    """The return a task's steps-to-threshold column counts to, and a note saying where it comes
+    from: `given` (one number, or {task: number}), else the best baseline's final return."""
+    if isinstance(given, dict):
+        given = given.get(task)
+    if given is not None:
+        return float(given), f"- {task}: threshold {fmt(float(given))} (given)"
+    ref = [c for c in curves if c.baseline and c.kind in (BEST, MEMBER)]
+    if not ref:
+        return None, f"- {task}: no baseline (non-CIKD variant) in this set"
+    best = max(ref, key=lambda c: c.band.mean[-1])
+    return float(best.band.mean[-1]), (f"- {task}: best baseline {best.label}, final return "
+                                       f"{fmt(best.band.mean[-1])} at "
+                                       f"{fmt_steps(int(best.steps[-1]))} steps")
+
+
+def final_table(runs: list[Run], threshold=None) -> list[str]:
+    """Per task and curve: the final return with its bootstrap CI, and the steps to threshold."""
+    what = "each" if any(r.record.curves == "members" for r in runs) else "the best"
+    reach_to = "the threshold" if threshold is not None else "the best baseline's final return"
+    lines = [
+        f"Final return: the mean over seeds of {what} member's deterministic evaluation return at "
+        "the last evaluation, with its 95% bootstrap confidence interval over seeds (BCa, "
+        "`scipy.stats.bootstrap`; at 2-5 seeds such an interval covers less than its nominal 95%). "
+        f"Steps: the first evaluation at which the seed-mean curve reaches {reach_to} (baselines: "
+        "the non-CIKD variants of this set; — if it never does).", "",
+        "| Task | Variant | Curve | Seeds | Last eval (env steps) | Final return | 95% CI | "
+        f"Steps to {reach_to} |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for task in tasks_of(runs):
+        curves = [c for r in task_runs(runs, task) for c in curves_of(r)]
+        value, note = threshold_of(task, curves, threshold)
+        notes.append(note)
+        for c in curves:
+            reach = "n/a" if value is None else fmt_steps(
+                stats.first_reach(c.steps, c.band.mean, value))
+            curve = {BEST: "best member", WORST: "worst member"}.get(c.kind, c.label)
+            lines.append(f"| {task} | {c.variant} | {curve} | {c.values.shape[0]} | "
+                         f"{fmt_steps(int(c.steps[-1]))} | "
+                         f"{fmt_interval(c.band.mean[-1], c.band.low[-1], c.band.high[-1])} | "
+                         f"{reach} |")
+    return lines + ["", *notes]
+
+
+def aggregate_table(runs: list[Run], reps: int = 2000) -> list[str]:
+    """rliable on the final returns: the IQM per task and variant, and the probability of
+    improvement of `stats.improvement_pairs`."""
+    scores = final_scores(runs)
+    if not scores:
+        return []
+    iqm = stats.iqm_ci({k: v[:, None] for k, v in scores.items()}, reps=reps)
+    lines = ["", "## Aggregate over seeds (rliable)", "",
+             "The best member's final return per seed. IQM: the interquartile mean over seeds "
+             "(25% trimmed mean) with its 95% stratified-bootstrap CI. P(improvement): the "
+             "probability that a seed of the variant ends above a seed of the reference "
+             "(Mann-Whitney U / (S_x S_y)), averaged over tasks, with its 95% CI.", "",
+             "| Task | Variant | Seeds | IQM | 95% CI |", "|---|---|---|---|---|"]
+    lines += [f"| {t} | {v} | {scores[t, v].size} | {fmt_interval(*iqm[t, v])} |"
+              for t, v in scores]
+    baseline = {r.record.variant: r.record.baseline
+                for t in tasks_of(runs) for r in task_runs(runs, t)}
+    pairs = stats.improvement_pairs(tasks_of(runs), scores, baseline)
+    if pairs:
+        prob = stats.improvement_ci(pairs, reps=reps)
+        lines += ["", "| Task | Variant | Over | P(improvement) | 95% CI |", "|---" * 5 + "|"]
+        lines += [f"| {' | '.join(key)} | {fmt_interval(*prob[key])} |" for key in pairs]
+    return lines
+
+
+def election_table(run_dirs: list[pathlib.Path]) -> list[str]:
+    summaries = [(d, s) for d in run_dirs if (s := election_summary(d)) is not None]
+    if not summaries:
+        return []
+    keys = (stats.DECIDED, *STATISTICS)
+    lines = ["", "## Election audit", "",
+             "Each phase that ran, every member's true (deterministic) return was measured just "
+             "before it. Hit: the member chosen had the best true return; regret: the best true "
+             "return minus the chosen member's. `teacher` is the member the run elected; the "
+             "statistics are counterfactual: the member each would have elected (NaN as -inf, "
+             "ties to the lowest index), over the phases where it had a value (their number in "
+             "brackets). "
+             "A random teacher hits 1/K of the time.", "",
+             "| Run | Metric | Phases | " + " | ".join(f"{k} hit / regret" for k in keys)
+             + " | random 1/K |", "|---" * (len(keys) + 4) + "|"]
+    for run_dir, s in summaries:
+        o = s["overall"]
+        cells = [f"{fmt(o[k]['hit_rate'])} / {fmt(o[k]['mean_regret'])} ({o[k]['phases']})"
+                 if k in o else "—" for k in keys]
+        lines.append(f"| {run_name(run_dir)} | {s['metric']} | {o['phases']} | "
+                     + " | ".join(cells) + f" | {fmt(s['random_hit_rate'])} |")
+    return lines
