@@ -106,7 +106,9 @@ def run(out: pathlib.Path, tasks=TASKS, seeds=SEEDS, total_steps=TOTAL_STEPS,
 # the report: curves on a common grid, final returns, steps and wall-clock to a threshold,
 # rliable's IQM and probability of improvement
 
-THRESHOLDS = {"CartpoleSwingup": 700.0, "ReacherEasy": 700.0, "BallInCup": 700.0}
+# CartpoleSwingup's 700 was reached by one run of ten at 200k env steps: 200 (the swing-up found)
+# was added after seeing that, and is reported beside it
+THRESHOLDS = {"CartpoleSwingup": (200.0, 700.0), "ReacherEasy": (700.0,), "BallInCup": (700.0,)}
 
 
 class Seed(NamedTuple):
@@ -164,21 +166,23 @@ def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
     out.mkdir(parents=True, exist_ok=True)
     runs = collect(root, tasks, systems)
     grid = np.arange(EVAL_EVERY, total_steps + 1, EVAL_EVERY)
-    finals = {k: np.array([on_grid(s, grid[-1:])[0] for s in v]) for k, v in runs.items()}
-    lines = ["| task | system | seeds | final return, mean [95% CI] | IQM [95% CI] | env steps "
-             "to threshold, median (seeds) | wall-clock s to threshold, median (seeds) |",
-             "|---|---|---|---|---|---|---|"]
+    # the final return: each run's last evaluation (all end within one vector step of the budget)
+    finals = {k: np.array([s.returns[-1] for s in v]) for k, v in runs.items()}
+    lines = ["| task | system | seeds | final return, mean | 95% CI | IQM | 95% CI | env steps "
+             "to threshold, median (seeds reaching it) | wall-clock s to threshold, median |",
+             "|---|---|---|---|---|---|---|---|---|"]
     iqm = stats.iqm_ci({f"{t}|{s}": v[:, None] for (t, s), v in finals.items()})
     for (task, slug), seeds in runs.items():
         band = stats.bootstrap_ci(finals[task, slug])
-        hits = [reach(s, THRESHOLDS[task]) for s in seeds]
         q = iqm[f"{task}|{slug}"]
-        lines.append(f"| {task} (>= {THRESHOLDS[task]:.0f}) | {_name(slug)} | {len(seeds)} | "
-                     f"{stats.fmt_interval(band.mean, band.low, band.high)} | "
-                     f"{stats.fmt_interval(*q)} | {_median_of([h[0] for h in hits])} | "
-                     f"{_median_of([h[1] for h in hits])} |")
+        for threshold in THRESHOLDS[task]:
+            hits = [reach(s, threshold) for s in seeds]
+            lines.append(f"| {task} (>= {threshold:.0f}) | {_name(slug)} | {len(seeds)} | "
+                         f"{stats.fmt_interval(band.mean, band.low, band.high)} | "
+                         f"{stats.fmt_interval(*q)} | {_median_of([h[0] for h in hits])} | "
+                         f"{_median_of([h[1] for h in hits])} |")
     lines += ["", "Probability of improvement at equal env steps (final return), rliable:", "",
-              "| task | X | Y | P(X > Y) [95% CI] |", "|---|---|---|---|"]
+              "| task | X | Y | P(X > Y) | 95% CI |", "|---|---|---|---|---|"]
     pairs = {}
     for x in (s.slug for s in systems if s.slug != "brax"):
         both = [t for t in tasks if (t, x) in finals and (t, "brax") in finals]
@@ -219,14 +223,18 @@ def plot(runs: dict, grid: np.ndarray, path: pathlib.Path) -> pathlib.Path:
             ax.plot(grid, band.mean, color=color, linestyle=style,
                     label=f"{_name(slug)} ({len(seeds)} seeds)")
             ax.fill_between(grid, band.low, band.high, color=color, alpha=0.15, linewidth=0)
-        ax.axhline(THRESHOLDS[task], color="#999999", linewidth=0.8, linestyle=":")
+        for threshold in THRESHOLDS[task]:
+            ax.axhline(threshold, color="#999999", linewidth=0.8, linestyle=":")
         ax.set(title=task, xlabel="env steps", xlim=(0, grid[-1]))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("deterministic evaluation return")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize=9)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    ncol = 2 if len(tasks) < 3 else len(labels)
+    rows = -(-len(labels) // ncol)
+    fig.set_size_inches(max(4.2 * len(tasks), 8.0), 3.6 + 0.25 * rows)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.08 * rows, 1, 1))
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
