@@ -136,16 +136,24 @@ def test_hard_copy_makes_every_student_the_teacher():
     assert int(stats.steps) == 0
 
 
+def _adam_steps(members, k):
+    """The Adam step count member k's actor optimiser holds (after a handover: the phase's)."""
+    return int(jax.tree.leaves(members[0].actor_opt[1].count)[0][k])
+
+
 def test_epochs_run_ceil_e_filled_over_batch_steps():
-    # 256 rows filled, B_d = 64: 2.5 epochs are ceil(2.5 * 256 / 64) = 10 steps; Adam counts them
-    ens, members, buf, norm, phase = _setup((32, 32), distill_epochs=2.5)
+    # 256 rows filled, B_d = 64: 2.5 epochs are ceil(2.5 * 256 / 64) = 10 steps. The handover
+    # gives the student the distillation's Adam, whose count is the steps the loop really ran
+    ens, members, buf, norm, phase = _setup((32, 32), distill_epochs=2.5,
+                                            distill_optimizer="handover")
     new, stats = phase(members, buf, norm, jnp.int32(0), jax.random.key(5))
-    assert int(stats.steps) == 10
+    assert int(stats.steps) == 10 and _adam_steps(new, 1) == 10
+    assert _adam_steps(new, 0) == _adam_steps(members, 0) == 0  # the teacher's own, untouched
     half = replay.init(256, 4, 2)
     half = replay.add(half, buf.obs[:96], buf.action[:96], buf.reward[:96], buf.next_obs[:96],
                       buf.terminated[:96])
-    _, stats = phase(members, half, norm, jnp.int32(0), jax.random.key(5))
-    assert int(stats.steps) == 4  # ceil(2.5 * 96 / 64)
+    new, stats = phase(members, half, norm, jnp.int32(0), jax.random.key(5))
+    assert int(stats.steps) == 4 and _adam_steps(new, 1) == 4  # ceil(2.5 * 96 / 64)
     assert stats.kl_after[1] < stats.kl_before[1]
 
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import tiny
 
 from mjx_cikd.agent import normalizer
+from mjx_cikd.loop.evaluation import make_score
 from mjx_cikd.loop.trainer import make_train
 
 
@@ -184,10 +185,12 @@ def test_an_evaluation_on_a_phase_iteration_sees_the_members_before_the_phase():
     after = trainer.evaluate(post.members, norm, eval_key)
     assert not np.allclose(after, before, atol=1e-4)  # the phase did move the students
     np.testing.assert_allclose(log.eval_return[0], before, rtol=1e-6)
-    # the audit measures the same members on draws of its own
-    audit = trainer.evaluate(pre.members, norm, jax.random.fold_in(eval_key, 1))
-    np.testing.assert_allclose(log.phase.audit[0], audit, rtol=1e-6)
-    assert not np.allclose(audit, before)
+    # the audit measures the same members on draws of its own, --audit_episodes of them
+    audit = make_score(trainer.task, trainer.ensemble, config.audit_episodes)(
+        pre.members, norm, jax.random.fold_in(eval_key, 1))
+    np.testing.assert_allclose(log.phase.audit[0], audit.mean, rtol=1e-6)
+    np.testing.assert_allclose(log.phase.audit_se[0], audit.se, rtol=1e-5)
+    assert not np.allclose(audit.mean, before)
 
 
 def test_the_audit_never_changes_the_training():
@@ -234,8 +237,10 @@ def test_under_fixed_starts_the_audit_plays_episodes_of_its_own():
     task = envs.make_task(config).replace(impl="warp")
     trainer = make_train(config, task)
     first = trainer.starts(jax.random.key(0))
-    assert first.eval.obs.shape == first.audit.obs.shape == (6, 1)
-    assert not np.allclose(first.eval.obs, first.audit.obs)
+    # K x eval_episodes evaluation starts, K x audit_episodes of the audit's own
+    assert first.eval.obs.shape == (6, 1) and first.audit.obs.shape == (300, 1)
+    assert first.election is None  # the election replays the evaluation's (same count)
+    assert not np.allclose(first.eval.obs, first.audit.obs[:6])
     state = jax.jit(trainer.init)(jax.random.key(0))
     _, _, log = jax.jit(trainer.chunk)(state, trainer.schedule())
     due = np.asarray(log.phase.due)

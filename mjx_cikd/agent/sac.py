@@ -109,14 +109,43 @@ class SAC(NamedTuple):
         return agent, metrics
 
 
+def runtime_lr(config: Config) -> bool:
+    """Whether a run changes the actor's and critic's learning rates as it goes
+    (`--distill_optimizer handover`, `--lr_after_warmup`)."""
+    return config.distill_optimizer == "handover" or config.lr_after_warmup > 0
+
+
+def adam(config: Config, lr: float) -> optax.GradientTransformation:
+    """The Adam of an actor or critic, SAC's and the distillation's alike (so that one's state
+    can take the other's place), on gradients averaged over devices (parallel.py). Its learning
+    rate lives in its state (`optax.inject_hyperparams`) only where the run changes it: otherwise
+    it is `optax.adam`, and a run's state and numbers are what they were before the option."""
+    inner = (optax.inject_hyperparams(optax.adam)(learning_rate=lr) if runtime_lr(config)
+             else optax.adam(lr))
+    return parallel.Parallel(config).optimizer(inner)
+
+
+def set_lr(opt_state, lr: float):
+    """An `adam` state (with its learning rate in the state) with the learning rate `lr`."""
+    averaging, inner = opt_state
+    rate = inner.hyperparams["learning_rate"]
+    return averaging, inner._replace(hyperparams={**inner.hyperparams,
+                                                  "learning_rate": jnp.full_like(rate, lr)})
+
+
+def learning_rate(opt_state) -> jax.Array:
+    """The learning rate an `adam` state with a runtime learning rate holds."""
+    return opt_state[1].hyperparams["learning_rate"]
+
+
 def make_sac(config: Config, obs_size: int, action_size: int, width: int) -> SAC:
     # over several devices the gradients are averaged across them first (parallel.py)
     tx = parallel.Parallel(config).optimizer
     return SAC(
         actor=networks.Actor(width, config.hidden_layers, action_size, config.log_std_bounds),
         critic=networks.Critic(width, config.hidden_layers, config.critic_layer_norm),
-        actor_tx=tx(optax.adam(config.actor_lr)),
-        critic_tx=tx(optax.adam(config.critic_lr)),
+        actor_tx=adam(config, config.actor_lr),
+        critic_tx=adam(config, config.critic_lr),
         alpha_tx=tx(optax.adam(config.alpha_lr)),
         gamma=config.gamma, tau=config.tau, init_alpha=config.init_alpha,
         target_entropy=-config.target_entropy_scale * action_size, obs_size=obs_size,

@@ -6,8 +6,12 @@ plus the critic distillation the paper adds for actor-critics: the l2 loss betwe
 student's and the teacher's Q1 and Q2 on buffer (s, a) (`--distill_parts` keeps either alone, as
 the authors' `--cpo-distill-pi-only` / `--cpo-distill-q-only`, train_ensemble_sac.py:334-385).
 The KL of two tanh-squashed Gaussians equals the KL of their pre-tanh Gaussians (tanh is a
-bijection), so it is taken in closed form. Each phase starts a fresh Adam (as the authors do:
-`distill.py:18-21`).
+bijection), so it is taken in closed form. Each phase starts a fresh Adam per network (as the
+authors do: `distill.py:18-21`). With `--distill_optimizer handover` a student's SAC updates then
+go on with that Adam (its moments, its count and distill_lr) until the next phase, as they do in
+the authors' code: chainer's `GradientMethod.setup` replaces every parameter's update rule
+(`distill.py:20-21`), and their SAC optimisers' `update()` applies those rules; the teacher keeps
+its own.
 
 Effort: D steps, or E passes over the filled buffer, ceil(E * filled / B_d) steps, a loop of
 dynamic length (the authors: 5 epochs at batch 256; they shuffle, here batches are drawn with
@@ -30,6 +34,7 @@ import numpy as np
 import optax
 
 from mjx_cikd.agent import replay
+from mjx_cikd.agent import sac as sac_lib
 from mjx_cikd.agent.ensemble import Ensemble, Members
 from mjx_cikd.config import Config
 from mjx_cikd.loop import parallel
@@ -61,7 +66,10 @@ def phase_steps(config: Config, filled: jax.Array) -> jax.Array:
 def make_phase(config: Config, ensemble: Ensemble):
     """-> phase(members, buffer, normalizer, teacher, key) -> (members, PhaseStats)."""
     par = parallel.Parallel(config)  # over devices: B_d / D rows each, gradients averaged
-    tx = par.optimizer(optax.adam(config.distill_lr))
+    # one Adam per network, as the authors set one up per model (distill.py:20-21), of the same
+    # kind as SAC's: `handover` gives it to the student's SAC updates after the phase
+    tx = sac_lib.adam(config, config.distill_lr)
+    handover = config.distill_optimizer == "handover"
     batch_size = par.local(config.distill_batch_size)
     learn_policy = config.distill_parts in ("both", "policy")
     learn_critic = config.distill_parts in ("both", "critic")
@@ -110,7 +118,7 @@ def make_phase(config: Config, ensemble: Ensemble):
         """`steps` Adam steps of every member toward the teacher's targets (the teacher's own
         row is discarded by the caller)."""
         params = tuple((m.actor, m.critic) for m in members)
-        opts = tuple(jax.vmap(tx.init)(p) for p in params)
+        opts = tuple((jax.vmap(tx.init)(a), jax.vmap(tx.init)(c)) for a, c in params)
 
         def step(i, carry):
             params, opts = carry
@@ -122,16 +130,20 @@ def make_phase(config: Config, ensemble: Ensemble):
                 grad_fn = jax.grad(functools.partial(group_loss, group))
                 grads = jax.vmap(grad_fn, in_axes=(0, None, None, None, None, None))(
                     p, obs, action, *targets)
-                updates, o = jax.vmap(tx.update)(grads, o, p)
-                new_params.append(optax.apply_updates(p, updates))
-                new_opts.append(o)
+                moved = [jax.vmap(tx.update)(g, s, x) for g, s, x in zip(grads, o, p)]
+                new_params.append(tuple(optax.apply_updates(x, u)
+                                        for x, (u, _) in zip(p, moved)))
+                new_opts.append(tuple(s for _, s in moved))
             return tuple(new_params), tuple(new_opts)
 
         # a fixed D stays a static trip count (a scan); epochs make a loop of dynamic length
         bound = steps if config.distill_epochs > 0 else config.distill_steps
-        params, _ = jax.lax.fori_loop(0, bound, step, (params, opts))
+        params, opts = jax.lax.fori_loop(0, bound, step, (params, opts))
         new_members = []
-        for m, (actor, critic) in zip(members, params):
+        for m, (actor, critic), (actor_opt, critic_opt) in zip(members, params, opts):
+            if handover:  # the student's SAC updates go on with the distillation's Adam
+                m = m.replace(actor_opt=actor_opt if learn_policy else m.actor_opt,
+                              critic_opt=critic_opt if learn_critic else m.critic_opt)
             if not learn_policy:  # bit-for-bit: the untouched part never goes through Adam
                 actor = m.actor
             if not learn_critic:

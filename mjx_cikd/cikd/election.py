@@ -77,6 +77,18 @@ def recent_mean(ring: ReturnRing) -> jax.Array:
     return _ring_mean(ring, ring.returns)
 
 
+def recent_se(ring: ReturnRing) -> jax.Array:
+    """The standard error of R_k (train_returns): the sample std (ddof 1) of the last min(count,
+    M) returns over the square root of their number; NaN below two."""
+    m = ring.returns.shape[1]
+    filled = jnp.minimum(ring.count, m)
+    valid = jnp.arange(m)[None, :] < filled[:, None]
+    mean = _ring_mean(ring, ring.returns)
+    sq = jnp.sum(jnp.where(valid, (ring.returns - mean[:, None]) ** 2, 0.0), axis=1)
+    return jnp.where(filled > 1, jnp.sqrt(sq / jnp.maximum(filled - 1, 1) / jnp.maximum(
+        filled, 1)), jnp.nan)
+
+
 def staleness(ring: ReturnRing, phases: jax.Array) -> jax.Array:
     """How many phase points ago, on average, the episodes behind R_k began; NaN without any."""
     return phases - _ring_mean(ring, ring.start_phase)
@@ -122,6 +134,23 @@ def elect_teacher(scores: jax.Array, rule: str = "best",
     return teacher.astype(jnp.int32), eligible.any()
 
 
+def runner_up(scores: jax.Array, teacher: jax.Array) -> jax.Array:
+    """The best eligible member other than `teacher` (-1 when there is none)."""
+    others = jnp.where((jnp.arange(scores.shape[-1]) == teacher) | jnp.isnan(scores), -jnp.inf,
+                       scores)
+    return jnp.where(jnp.isfinite(others).any(-1), jnp.argmax(others, -1), -1).astype(jnp.int32)
+
+
+def leads(scores: jax.Array, se: jax.Array, teacher: jax.Array, z: float) -> jax.Array:
+    """`--election_rule confident`: the teacher leads the runner-up by more than z standard
+    errors of the difference, sqrt(se_t^2 + se_r^2) (a lone eligible member leads; a NaN
+    standard error never does)."""
+    second = runner_up(scores, teacher)
+    r = jnp.maximum(second, 0)
+    gap = scores[teacher] - scores[r]
+    return (second < 0) | (gap > z * jnp.sqrt(se[teacher] ** 2 + se[r] ** 2))
+
+
 def softmax_weights(scores: jax.Array, temperature: float) -> jax.Array:
     """softmax(R / temperature) over the eligible members (the authors' selection weights);
     uniform when none is eligible."""
@@ -147,3 +176,23 @@ def audit_score(audit, chosen) -> tuple[np.ndarray, np.ndarray]:
         warnings.simplefilter("ignore", RuntimeWarning)  # a phase with no audit at all: NaN
         regret = np.nanmax(audit, axis=-1) - picked
     return chosen == np.argmax(np.where(np.isnan(audit), -np.inf, audit), axis=-1), regret
+
+
+def decided(audit, audit_se, z: float = 2.0) -> bool:
+    """On the host, for one phase's audit ([K] means and standard errors): whether the audited
+    best leads the runner-up by more than z standard errors of the difference, i.e. whether the
+    audit can tell who is best at all (a hit means something only then)."""
+    audit, se = np.asarray(audit, np.float64), np.asarray(audit_se, np.float64)
+    order = np.argsort(np.where(np.isnan(audit), -np.inf, audit))[::-1]
+    if np.isfinite(audit).sum() < 2:
+        return False
+    best, second = order[0], order[1]
+    return bool(audit[best] - audit[second] > z * np.sqrt(se[best] ** 2 + se[second] ** 2))
+
+
+def regret_normalized(audit, regret) -> float:
+    """Regret over the audited best-worst spread (0: the best was chosen, 1: the worst); NaN
+    when the members' audited returns do not differ."""
+    audit = np.asarray(audit, np.float64)
+    spread = np.nanmax(audit) - np.nanmin(audit)
+    return float(regret / spread) if spread > 0 else float("nan")

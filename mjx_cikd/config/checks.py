@@ -13,10 +13,12 @@ from mjx_cikd.config.schema import CHOICES, Config, ConfigError, ceil_div
 
 POSITIVE = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
             "hidden_layers", "return_window", "batch_size", "updates_per_step", "buffer_size",
-            "distill_batch_size", "log_every", "eval_episodes", "keep_checkpoints", "devices")
+            "distill_batch_size", "log_every", "eval_episodes", "keep_checkpoints", "devices",
+            "audit_episodes", "election_episodes")
 NON_NEGATIVE = ("episode_length", "learning_starts", "distill_warmup", "distill_steps",
                 "eval_every", "checkpoint_every", "distill_interval", "distill_interval_updates",
-                "distill_epochs", "selection_epsilon_steps", "max_rollbacks")
+                "distill_epochs", "selection_epsilon_steps", "max_rollbacks", "election_z",
+                "lr_after_warmup")
 ABOVE_ZERO = ("actor_lr", "critic_lr", "alpha_lr", "distill_lr", "init_alpha",
               "selection_temperature", "target_entropy_scale")
 
@@ -63,6 +65,13 @@ def _together(config: Config) -> None:
         raise ConfigError("--extra_updates is a baseline for --algo sac|ensemble, not cikd")
     if config.audit_election and config.algo != "cikd":
         raise ConfigError("--audit_election audits the teacher election of --algo cikd")
+    if config.election_rule == "confident" and (config.teacher != "best"
+                                                or config.election_metric == "reward_rate"):
+        raise ConfigError("--election_rule confident needs --teacher best and a statistic "
+                          "with a standard error (--election_metric eval or train_returns)")
+    if config.lr_after_warmup and (config.algo != "ensemble" or config.extra_updates):
+        raise ConfigError("--lr_after_warmup is the learning-rate control for --algo ensemble "
+                          "(CIKD's students get distill_lr by --distill_optimizer handover)")
     if config.hard_copy and len(set(config.member_widths)) > 1:
         raise ConfigError("--hard_copy needs members of one width (a copy cannot cross "
                           f"widths {config.member_widths})")

@@ -274,6 +274,8 @@ def from_dict(values: dict) -> Config:
     saved before a field existed gets what it meant then), validated."""
     types = field_types()
     values = {**BEFORE_FIELDS, **values}
+    for field in ("audit_episodes", "election_episodes"):  # both played eval_episodes before
+        values.setdefault(field, values.get("eval_episodes", Config.eval_episodes))
     return resolve({k: coerce(k, v, types[k]) for k, v in values.items() if k in types})
 
 

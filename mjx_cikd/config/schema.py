@@ -157,12 +157,38 @@ class Config:
     election_metric: str = knob("eval", "the statistic R_k the teacher election ranks", choices={
         "train_returns": "the paper's: mean of member k's last M finished training episodes",
         "reward_rate": "mean reward per env step since the last phase, x T (free)",
-        "eval": "a deterministic evaluation of --eval_episodes per member just before the "
+        "eval": "a deterministic evaluation of --election_episodes per member just before the "
                 "phase"}, why="at N = 64 and 256 the paper's statistic describes policies many "
                               "phases old and elects the truly best member no more often than "
                               "chance; eval elects it 81-100% of the time (docs/election.md)")
     audit_election: bool = knob(False, "evaluate every member at each phase, for the record "
-                                "only: the election's hit rate and regret")
+                                "only: the election's hit rate and regret, on decided phases "
+                                "apart (docs/election.md)")
+    audit_episodes: int = knob(100, "episodes per member of the audit (one batch of K x n "
+                               "envs)", unit="episodes", why="the audit's standard error must "
+                               "be small against the members' spread, or a hit rate against "
+                               "it says nothing; 10 were as noisy as the election on tasks whose "
+                               "return varies with the start (issue 17)")
+    election_episodes: int = knob(10, "episodes per member of the eval statistic's evaluation "
+                                  "(apart from --eval_episodes)", unit="episodes",
+                                  why="the count the eval election played when it shared "
+                                      "--eval_episodes; the study of issue 17 is to choose it")
+    election_rule: str = knob("argmax", "when the elected member teaches", choices={
+        "argmax": "always (the paper's)",
+        "confident": "only when it leads the runner-up by more than --election_z standard "
+                     "errors of the difference; else the phase is skipped and its record says "
+                     "`declined`"})
+    election_z: float = knob(2.0, "the lead, in standard errors of the difference, that "
+                             "--election_rule confident needs")
+    distill_optimizer: str = knob("fresh", "what a student's SAC updates use after a phase",
+                                  choices={
+        "fresh": "its own Adam, as before the phase (the distillation's Adam is dropped)",
+        "handover": "the distillation's Adam (its moments, its count, --distill_lr) until the "
+                    "next phase, as in the authors' chainer code (docs/fidelity.md)"},
+        why="the paper does not mention the handover; the study of issue 17 is to choose")
+    lr_after_warmup: float = knob(0.0, "> 0: every member's actor and critic learning rate "
+                                  "becomes this at the first phase point (--algo ensemble: the "
+                                  "control that moves the learning rate without distilling)")
     distill_schedule: str = knob("fixed", "which phase points distil", choices={
         "fixed": "every phase point",
         "ada": "only when the best member's softmax(R / --selection_temperature) >= "
@@ -251,8 +277,9 @@ class Config:
 
     @property
     def phases_on(self) -> bool:
-        """Whether the loop has phase points: CIKD's phases or the "(extra)" updates."""
-        return self.algo == "cikd" or self.extra_updates
+        """Whether the loop has phase points: CIKD's phases, the "(extra)" updates, or the
+        learning-rate switch of --lr_after_warmup."""
+        return self.algo == "cikd" or self.extra_updates or self.lr_after_warmup > 0
 
     @property
     def buffer_rows(self) -> int:

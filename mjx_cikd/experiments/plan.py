@@ -164,8 +164,8 @@ IGNORED = ("run_dir",) + config_lib.RESUMABLE
 DISTILL_FIELDS = tuple(name for name in config_lib.field_types() if name.startswith((
     "distill_", "election", "audit", "teacher", "hard_copy", "ada_", "selection_",
     "policy_selection")))
-# What "(extra)" runs do read of them: when the phase points come and how many steps a phase
-# takes (the schedule's fields too, to stay on the safe side: a needless rerun, never a wrong skip).
+# What "(extra)" runs (and --lr_after_warmup, which acts at the first phase point) do read of
+# them: when the phase points come and how many steps a phase takes (the schedule's fields too, to stay on the safe side: a needless rerun, never a wrong skip).
 PHASE_TIMING = ("distill_interval", "distill_interval_updates", "distill_warmup", "distill_steps",
                 "distill_epochs", "distill_batch_size", "distill_schedule", "ada_threshold",
                 "selection_temperature")
@@ -175,7 +175,7 @@ def comparable(config_dict: dict) -> dict:
     """The part of a saved or planned config that decides whether two runs are one experiment."""
     if config_dict.get("algo") == "cikd":
         unread = ()
-    elif config_dict.get("extra_updates"):
+    elif config_dict.get("extra_updates") or config_dict.get("lr_after_warmup", 0) > 0:
         unread = tuple(name for name in DISTILL_FIELDS if name not in PHASE_TIMING)
     else:
         unread = DISTILL_FIELDS

@@ -43,26 +43,42 @@ def phase_record(config: Config, p, seed: int, env_steps: int) -> dict:
     teacher = int(p.teacher)
     row = dict(event="distill", seed=seed, env_steps=env_steps, ran=bool(p.ran), teacher=teacher,
                metric=config.election_metric, rule=config.teacher, statistic=p.statistic,
-               R=p.statistic, train_returns=p.train_returns, reward_rate=p.reward_rate,
-               staleness=p.staleness, steps=int(p.stats.steps))
+               statistic_se=p.statistic_se, R=p.statistic, train_returns=p.train_returns,
+               reward_rate=p.reward_rate, staleness=p.staleness, steps=int(p.stats.steps))
+    if config.election_rule == "confident":  # a phase the rule declined: the lead was noise
+        row["declined"] = bool(teacher >= 0 and not p.confident)
     s = p.stats
     for name in ("kl_before", "kl_after", "critic_before", "critic_after"):
         row[name] = getattr(s, name)
         row[f"mean_{name}"] = _student_mean(getattr(s, name), teacher)
     if config.audit_election and teacher >= 0:
         hit, regret = election.audit_score(p.audit, teacher)
-        row.update(audit=p.audit, hit=bool(hit), regret=float(regret))
+        row.update(audit=p.audit, audit_se=p.audit_se, hit=bool(hit), regret=float(regret),
+                   decided=election.decided(p.audit, p.audit_se),
+                   regret_normalized=election.regret_normalized(p.audit, regret))
     return row
 
 
 def election_summary(rows: list[dict]) -> dict:
-    """Hit rate and mean regret of the audited phases that elected a teacher, over all seeds."""
+    """The audited phases that elected a teacher, over all seeds: hit rate and mean regret; the
+    phases the audit could decide (its best ahead beyond twice the standard error of the
+    difference) and the hit rate on those alone; the mean regret over the audited best-worst
+    spread. A hit rate over undecided phases scores the election against noise."""
     audited = [r for r in rows if r.get("event") == "distill" and "hit" in r]
     if not audited:
         return {}
+    decided = [r for r in audited if r.get("decided")]
+    normalized = [r["regret_normalized"] for r in audited
+                  if r.get("regret_normalized") is not None
+                  and np.isfinite(r["regret_normalized"])]
     return dict(election_phases=len(audited),
                 election_hit_rate=float(np.mean([r["hit"] for r in audited])),
-                election_regret=float(np.mean([r["regret"] for r in audited])))
+                election_regret=float(np.mean([r["regret"] for r in audited])),
+                election_decided_phases=len(decided),
+                election_hit_rate_decided=(float(np.mean([r["hit"] for r in decided]))
+                                           if decided else None),
+                election_regret_normalized=(float(np.mean(normalized)) if normalized
+                                            else None))
 
 
 def write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:

@@ -52,15 +52,37 @@ def rollout(task: Task, ensemble: Ensemble, members: Members, norm, state: EnvSt
     return Episodes(returns=total.reshape(k, n), lengths=length.reshape(k, n), trace=trace)
 
 
-def make_evaluate(config: Config, task: Task, ensemble: Ensemble):
-    """-> evaluate(members, normalizer, key, start=None) -> mean return per member [K].
+class Score(NamedTuple):
+    """Each member's mean deterministic return over n episodes, and its noise."""
 
-    `start` (K * n env states) replaces the random reset: under MuJoCo Warp, whose reset costs
-    seconds on a CPU, the trainer draws the evaluation starts once and reuses them."""
-    k, n = ensemble.size, config.eval_episodes
+    mean: jax.Array  # [K]
+    se: jax.Array  # [K] standard error of the mean: sample std (ddof 1) / sqrt(n); NaN at n = 1
 
-    def evaluate(members: Members, norm, key, start=None):
+
+def score(returns: jax.Array) -> Score:
+    """[K, n] episode returns -> their Score."""
+    n = returns.shape[-1]
+    se = (jnp.std(returns, axis=-1, ddof=1) / jnp.sqrt(n) if n > 1
+          else jnp.full(returns.shape[:-1], jnp.nan))
+    return Score(mean=returns.mean(-1), se=se)
+
+
+def make_score(task: Task, ensemble: Ensemble, episodes: int):
+    """-> score(members, normalizer, key, start=None) -> Score over `episodes` per member.
+
+    `start` (K * episodes env states) replaces the random reset: under MuJoCo Warp, whose reset
+    costs seconds on a CPU, the trainer draws the starts once and reuses them."""
+    k, n = ensemble.size, episodes
+
+    def evaluate(members: Members, norm, key, start=None) -> Score:
         state = task.reset(jax.random.split(key, k * n)) if start is None else start
-        return rollout(task, ensemble, members, norm, state, n).returns.mean(-1)
+        return score(rollout(task, ensemble, members, norm, state, n).returns)
 
     return evaluate
+
+
+def make_evaluate(config: Config, task: Task, ensemble: Ensemble):
+    """-> evaluate(members, normalizer, key, start=None) -> mean return per member [K], over
+    `--eval_episodes` (the periodic evaluation)."""
+    scorer = make_score(task, ensemble, config.eval_episodes)
+    return lambda members, norm, key, start=None: scorer(members, norm, key, start).mean

@@ -25,7 +25,7 @@ class Faults(NamedTuple):
 
     loss: jax.Array  # a SAC loss, the temperature, the entropy or the Q estimate
     params: jax.Array  # a parameter of its actor, critics or temperature
-    returns: jax.Array  # an evaluation return (or an audit's)
+    returns: jax.Array  # an evaluation return (never the audit's: it is for the record only)
 
 
 def first_bad(bad: jax.Array) -> jax.Array:

@@ -25,13 +25,14 @@ import jax.numpy as jnp
 from flax import struct
 
 from mjx_cikd.agent import networks, replay
+from mjx_cikd.agent import sac as sac_lib
 from mjx_cikd.agent import normalizer as norm_lib
 from mjx_cikd.agent.ensemble import Ensemble, Members, make_ensemble
 from mjx_cikd.cikd import distillation, election, selection
 from mjx_cikd.config import Config
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.loop import faults, parallel
-from mjx_cikd.loop.evaluation import make_evaluate
+from mjx_cikd.loop.evaluation import Score, make_evaluate, make_score
 
 METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q")
 
@@ -55,6 +56,7 @@ class TrainState:
     eval_key: jax.Array  # evaluation and audit draw from their own stream: never change training
     eval_start: envs.EnvState | None = None  # the task's fixed evaluation starts, if it has them
     audit_start: envs.EnvState | None = None  # and the audit's own (`envs.Starts`)
+    election_start: envs.EnvState | None = None  # and the election's, with a count of its own
 
 
 class Schedule(NamedTuple):
@@ -73,10 +75,13 @@ class PhaseOutcome(NamedTuple):
     ran: jax.Array  # the students moved (a teacher existed and the schedule wanted it)
     teacher: jax.Array  # the elected member, -1 when none was eligible (or "(extra)")
     statistic: jax.Array  # [K] the R_k the election ranked
+    statistic_se: jax.Array  # [K] its standard error (NaN for reward_rate)
+    confident: jax.Array  # the elected member led beyond its noise (--election_rule confident)
     train_returns: jax.Array  # [K] every cheap statistic, so one run scores each of them
     reward_rate: jax.Array  # [K]
     staleness: jax.Array  # [K] phase points since the train_returns episodes began (mean)
     audit: jax.Array  # [K] each member's deterministic return before the phase (--audit_election)
+    audit_se: jax.Array  # [K] its standard error over --audit_episodes
     stats: distillation.PhaseStats  # [K] each, and the steps taken
 
     @staticmethod
@@ -84,7 +89,8 @@ class PhaseOutcome(NamedTuple):
         nan = jnp.full(k, jnp.nan)
         return PhaseOutcome(
             due=jnp.asarray(False), ran=jnp.asarray(False), teacher=jnp.asarray(-1, jnp.int32),
-            statistic=nan, train_returns=nan, reward_rate=nan, staleness=nan, audit=nan,
+            statistic=nan, statistic_se=nan, confident=jnp.asarray(False), train_returns=nan,
+            reward_rate=nan, staleness=nan, audit=nan, audit_se=nan,
             stats=distillation.PhaseStats(nan, nan, nan, nan, jnp.asarray(0, jnp.int32)))
 
 
@@ -176,13 +182,21 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     ensemble = make_ensemble(config, task.obs_size, task.action_size)
     k, n, a = ensemble.size, config.num_envs, task.action_size
     evaluate = make_evaluate(config, task, ensemble)
+    elect_eval = make_score(task, ensemble, config.election_episodes)
+    audit_eval = make_score(task, ensemble, config.audit_episodes)
+    # the election replays the evaluation's fixed starts (Warp) unless it plays another count
+    own_election = (config.election_metric == "eval"
+                    and config.election_episodes != config.eval_episodes)
     phase = distillation.make_phase(config, ensemble)
     par = parallel.Parallel(config)  # the identity on one device (parallel.py)
     # 0: evaluate on the last iteration of every chunk, i.e. at each log point
     eval_every = config.iters_per_chunk * n if config.eval_every <= 0 else config.eval_every
 
-    layout = envs.StartLayout(num_envs=n, eval_envs=k * config.eval_episodes,
-                              audit=config.audit_election, stagger=config.stagger_episodes)
+    layout = envs.StartLayout(
+        num_envs=n, eval_envs=k * config.eval_episodes,
+        audit_envs=k * config.audit_episodes if config.audit_election else 0,
+        election_envs=k * config.election_episodes if own_election else 0,
+        stagger=config.stagger_episodes)
 
     def init(key: jax.Array, first: envs.Starts | None = None) -> TrainState:
         """A seed's state at t = 0. `first`: the task's first states for this key
@@ -199,7 +213,8 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
             buffer=replay.init(config.buffer_rows, task.obs_size, a),
             norm=norm_lib.init(task.obs_size, config.normalize_obs),
             members=ensemble.init(keys.members), key=keys.loop, eval_key=keys.eval,
-            eval_start=first.eval, audit_start=first.audit)
+            eval_start=first.eval, audit_start=first.audit,
+            election_start=first.election if own_election else first.eval)
 
     def sac_updates(state: TrainState, key, count: int, batch_size: int):
         members, metrics = sac_steps(ensemble, state.members, state.buffer, state.norm, key,
@@ -220,27 +235,34 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     def cikd_phase(state: TrainState, phases, key, audit_key):
         """Election and distillation (paper section 4.4), with the audit measured first."""
         k_elect, k_eval, k_distil = jax.random.split(key, 3)
-        audit = (evaluate(state.members, state.norm, audit_key, state.audit_start)
-                 if config.audit_election else jnp.full(k, jnp.nan))
+        nan = jnp.full(k, jnp.nan)
+        audit = (audit_eval(state.members, state.norm, audit_key, state.audit_start)
+                 if config.audit_election else Score(nan, nan))
+        statistic_se = nan
         if config.election_metric == "eval":
-            state = state.replace(last_eval=evaluate(state.members, state.norm, k_eval,
-                                                     state.eval_start))
+            measured = elect_eval(state.members, state.norm, k_eval, state.election_start)
+            state, statistic_se = state.replace(last_eval=measured.mean), measured.se
+        elif config.election_metric == "train_returns":
+            statistic_se = election.recent_se(state.ring)
         statistic = scores(state)
         teacher, eligible = election.elect_teacher(statistic, config.teacher, k_elect)
-        go = eligible
+        confident = election.leads(statistic, statistic_se, teacher, config.election_z)
+        go = eligible & (confident if config.election_rule == "confident" else True)
         if config.distill_schedule == "ada":
             go = go & election.ada_wants_phase(statistic, config.selection_temperature,
                                                config.ada_threshold)
         members, stats = phase(state.members, state.buffer, state.norm, teacher, k_distil)
         # a per-seed fact (no member eligible, or ada says no): keep the old members
         members = jax.tree.map(lambda new, old: jnp.where(go, new, old), members, state.members)
-        nan = PhaseOutcome.skipped(k).stats
-        stats = jax.tree.map(lambda x, none: jnp.where(go, x, none), stats, nan)
+        none = PhaseOutcome.skipped(k).stats
+        stats = jax.tree.map(lambda x, skipped: jnp.where(go, x, skipped), stats, none)
         outcome = PhaseOutcome(
             due=jnp.asarray(True), ran=go, teacher=jnp.where(eligible, teacher, -1),
-            statistic=statistic, train_returns=election.recent_mean(state.ring),
+            statistic=statistic, statistic_se=statistic_se, confident=confident,
+            train_returns=election.recent_mean(state.ring),
             reward_rate=election.reward_rate(state.rate, task.episode_length),
-            staleness=election.staleness(state.ring, phases), audit=audit, stats=stats)
+            staleness=election.staleness(state.ring, phases), audit=audit.mean,
+            audit_se=audit.se, stats=stats)
         return state.replace(members=members, rate=election.init_rate(k)), outcome
 
     def extra_phase(state: TrainState, phases, key, audit_key):
@@ -259,7 +281,18 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
             stats=PhaseOutcome.skipped(k).stats._replace(steps=steps))
         return state.replace(members=members), outcome
 
-    do_phase = cikd_phase if config.algo == "cikd" else extra_phase
+    def lr_phase(state: TrainState, phases, key, audit_key):
+        """--lr_after_warmup: every member's actor and critic learning rate becomes LR (the
+        control that separates the authors' learning-rate handover from the distillation)."""
+        lr = config.lr_after_warmup
+        members = tuple(m.replace(actor_opt=sac_lib.set_lr(m.actor_opt, lr),
+                                  critic_opt=sac_lib.set_lr(m.critic_opt, lr))
+                        for m in state.members)
+        return state.replace(members=members), PhaseOutcome.skipped(k)._replace(
+            due=jnp.asarray(True), ran=jnp.asarray(True))
+
+    do_phase = (cikd_phase if config.algo == "cikd" else
+                lr_phase if config.lr_after_warmup > 0 else extra_phase)
 
     def skip_phase(state: TrainState, phases, key, audit_key):
         return state, PhaseOutcome.skipped(k)
@@ -339,9 +372,8 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         weight = logs.learning.astype(jnp.float32)[:, None]
         denom = jnp.maximum(weight.sum(0), 1.0)
         metrics = {name: (v * weight).sum(0) / denom for name, v in logs.metrics.items()}
+        # the audit is for the record only: whatever it measures never stops or rolls back a run
         bad_returns = logs.eval_due[:, None] & ~jnp.isfinite(logs.eval_return)
-        if config.audit_election:
-            bad_returns = bad_returns | (logs.phase.due[:, None] & ~jnp.isfinite(logs.phase.audit))
         found = faults.check(logs.metrics, logs.learning, bad_returns, ~logs.finite)
         agree = parallel.replicas_agree(state.members) if par.on else jnp.asarray(True)
         log = ChunkLog(metrics=metrics, recent_return=election.recent_mean(state.ring),
