@@ -39,6 +39,7 @@ CHOICES = {
     "policy_selection": ("uniform", "softmax", "eps_greedy"),
     "on_nonfinite": ("stop", "rollback"),
     "parallel": ("data", "seeds"),
+    "progress": ("bar", "plain", "off"),
 }
 
 
@@ -132,9 +133,13 @@ class Config:
     checkpoint_buffer: bool = True  # false: without the replay buffer (a resume is not exact)
     on_nonfinite: str = "stop"  # stop | rollback (to the last good checkpoint; docs/survival.md)
     max_rollbacks: int = 3
-    progress: bool = True
+    # bar (tqdm, redrawn in place) | plain (one line per log point: SLURM logs) | off
+    progress: str = "bar"
     compile_cache: str = "~/.cache/mjx_cikd/xla"  # persistent cache (XLA, Warp starts); "" off
     tensorboard: bool = True
+    wandb: str = ""  # a Weights & Biases project: log there too (the `wandb` extra); "" off
+    wandb_entity: str = ""  # the W&B team or user ("": your default entity)
+    wandb_group: str = ""  # a W&B group for the run (e.g. one per experiment set)
 
     # ---------------------------------------------------------------------------------
     @property
@@ -337,7 +342,7 @@ def build_parser(extra: typing.Callable[[argparse.ArgumentParser], None] | None 
 # run may change them, and two runs that differ only in them (and run_dir) are one experiment.
 RESUMABLE = ("total_steps", "progress", "tensorboard", "compile_cache", "checkpoint_every",
              "keep_checkpoints", "checkpoint_buffer", "on_nonfinite", "max_rollbacks",
-             "devices", "parallel")
+             "devices", "parallel", "wandb", "wandb_entity", "wandb_group")
 
 
 def parse_flags(argv: list[str] | None = None, extra=None):
@@ -372,6 +377,9 @@ def config_from_args(argv: list[str] | None = None, extra=None) -> tuple[Config,
 BEFORE_FIELDS = {"election_metric": "train_returns", "distill_target": "hard"}
 
 
+PROGRESS_BOOLS = {"true": "bar", "false": "off"}
+
+
 def from_dict(values: dict) -> Config:
     """A config as saved (`Config.to_dict`, e.g. a run's config.json): every field coerced back
     to its type (JSON lists to tuples), unknown keys ignored, implied values filled (a config
@@ -386,6 +394,8 @@ def resolve(values: dict) -> Config:
     size implied by the algo or the widths, and an interval in env steps
     (`distill_interval`) replacing the default one in SAC updates."""
     values = dict(values)
+    if "progress" in values:  # a bool before it was bar | plain | off: saved configs, old flags
+        values["progress"] = PROGRESS_BOOLS.get(str(values["progress"]).lower(), values["progress"])
     if values.get("widths") and "ensemble_size" not in values:
         values["ensemble_size"] = len(values["widths"])
     if values.get("algo") == "sac" and "ensemble_size" not in values:
