@@ -55,7 +55,8 @@ class WandbSink:
             self.run = wandb.init(project=config.wandb, entity=config.wandb_entity or None,
                                   group=config.wandb_group or None, id=run_id, resume="allow",
                                   name=pathlib.Path(run_dir).name, dir=str(run_dir),
-                                  config=config.to_dict(), settings=wandb.Settings(console="off"))
+                                  config=config.to_dict(),
+                                  settings=wandb.Settings(console="off", quiet=True))
         except Exception as err:  # not logged in, no network, a project it may not write
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ConfigError(f"--wandb {config.wandb}: W&B refused the run ({first[:200]}); "
