@@ -4,9 +4,11 @@
     python scripts/evaluate.py RUN_DIR                      # table: one row per seed x member
     python scripts/evaluate.py RUN_DIR --episodes 10 --seed 1
     python scripts/evaluate.py RUN_DIR --video best.mp4     # + the best member's best episode
+    python scripts/evaluate.py RUN_DIR --best               # the best evaluation's checkpoint
+    python scripts/evaluate.py RUN_DIR --step 400000        # the checkpoint at that env step
 
-Loads the run's newest checkpoint. Without a display, rendering goes through EGL (MUJOCO_GL=egl,
-set here unless already set); see docs/evaluate.md.
+Loads the run's newest checkpoint, unless --step or --best says which. Without a display,
+rendering goes through EGL (MUJOCO_GL=egl, set here unless already set); see docs/evaluate.md.
 """
 
 import argparse
@@ -19,6 +21,12 @@ from mjx_cikd.config import ConfigError
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--step", type=int, default=None, metavar="N",
+                       help="the checkpoint at env step N per seed (default: the newest)")
+    which.add_argument("--best", action="store_true",
+                       help="the checkpoint of the run's best evaluation (the best member's "
+                            "return, averaged over the seeds), which the run keeps in RUN_DIR/best")
     p.add_argument("--episodes", type=int, default=0,
                    help="episodes per member and seed (default: the run's eval_episodes)")
     p.add_argument("--seed", type=int, default=None,
@@ -39,7 +47,7 @@ def main(argv=None) -> int:
     try:
         from mjx_cikd.host import playback  # imports MuJoCo: only after MUJOCO_GL is settled
 
-        loaded = playback.load_run(args.run_dir)
+        loaded = playback.load_run(args.run_dir, args.step, args.best)
         if args.video:
             playback.check_video(loaded.trainer.task, args.video, args.height, args.width,
                                   camera)
@@ -48,7 +56,8 @@ def main(argv=None) -> int:
                                record=bool(args.video))
         c = loaded.config
         print(f"{c.env} ({loaded.trainer.task.impl}), {c.algo}, K={c.ensemble_size}, "
-              f"checkpoint at {loaded.env_steps:,} env steps per seed; {episodes} "
+              f"{'best evaluation, ' if args.best else ''}checkpoint at {loaded.env_steps:,} "
+              f"env steps per seed; {episodes} "
               f"deterministic episode(s) per member; return per episode:")
         print(playback.format_table(playback.rows(played)))
         if args.video:

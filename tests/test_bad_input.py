@@ -9,12 +9,17 @@ import hashlib
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
+import jax
 import pytest
 from conftest import script, tiny
 
 from mjx_cikd.envs import tasks as envs
-from mjx_cikd.host import checkpoint
+from mjx_cikd.host import checkpoint, resources
+from mjx_cikd.host import logger as logger_module
+from mjx_cikd.host import run as run_module
 from mjx_cikd.host.run import train
 
 RUN = dict(algo="cikd", ensemble_size=3, num_envs=8, log_every=64, checkpoint_every=64,
@@ -63,6 +68,21 @@ def _no_warp(monkeypatch):
     monkeypatch.setattr(envs, "warp_available", lambda: False)
 
 
+HOLDER = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+          "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()")
+LIVE = []  # the processes holding a run directory as a live run does, ended after the case
+
+
+def _live(run_dir, other):
+    """Another process holds the run directory's lock (as a live run's `claim` does)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    LIVE.append(holder)
+
+
+
+
 CASES = {  # name: (argv after TINY (RUN_DIR: a copy of `done`), the line's gist, setup)
     "unknown task": (["--env", "CheetaRun"], "unknown task 'CheetaRun'; did you mean CheetahRun?",
                      None),
@@ -93,6 +113,7 @@ CASES = {  # name: (argv after TINY (RUN_DIR: a copy of `done`), the line's gist
                                  "(did you mean --num_envs?)", None),
     "a negated bool as tyro's": (["--no-normalize-obs"], "unrecognized arguments: "
                                  "--no-normalize-obs (did you mean --normalize_obs false?)", None),
+    "run directory of a live run": (["--resume", "RUN_DIR"], "is in use by a live run", _live),
 }
 
 
@@ -121,7 +142,11 @@ def test_bad_input_gets_one_line_and_writes_nothing(case, runs, tmp_path, monkey
     else:
         argv = TINY + ["--compile_cache", cache] + argv
     before = _snapshot(tmp_path)
-    assert script("train").main(argv) == 2
+    try:
+        assert script("train").main(argv) == 2
+    finally:
+        while LIVE:
+            LIVE.pop().communicate("", timeout=60)
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and gist in err, err
     assert _snapshot(tmp_path) == before
@@ -170,6 +195,8 @@ def test_a_full_disk_during_a_save_keeps_the_last_complete_checkpoint(runs, tmp_
     original, saves = ocp.CheckpointManager.save, []
 
     def full(self, step, *a, **k):
+        if self.directory.name == "best":  # the best evaluation's saves are not counted
+            return original(self, step, *a, **k)
         saves.append(step)
         if len(saves) == 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -183,3 +210,72 @@ def test_a_full_disk_during_a_save_keeps_the_last_complete_checkpoint(runs, tmp_
     assert "cannot write checkpoint 128" in err and "No space left on device" in err
     assert "the newest complete one is step 64" in err
     assert checkpoint.latest(run_dir) == 64
+
+
+@pytest.mark.parametrize("part", ["metrics.jsonl", "tb"])
+def test_a_full_disk_while_logging_stops_with_one_line_and_keeps_the_checkpoints(
+        part, runs, tmp_path, monkeypatch, capsys):
+    """The disk fills after the first log point: metrics.jsonl's writes meet a real ENOSPC
+    (the file swapped for /dev/full); TensorBoard's (whose writer thread would die of it
+    silently) are simulated at the flush the host calls each log point. One line, exit code 2,
+    the checkpoint before it kept."""
+    from tensorboardX import SummaryWriter
+
+    _, cache = runs
+    original = logger_module.RunLogger.write
+
+    def write(self, record):
+        if record.get("event") == "log" and record["env_steps"] == 128 and part == "metrics.jsonl":
+            self._file = open("/dev/full", "a", buffering=1)  # noqa: SIM115 (closed by close)
+        original(self, record)
+
+    flushes = []
+
+    def flush(self):  # the second log point's
+        flushes.append(self)
+        if len(flushes) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(logger_module.RunLogger, "write", write)
+    if part == "tb":
+        monkeypatch.setattr(SummaryWriter, "flush", flush)
+    run_dir = tmp_path / "run"
+    flags = TINY + ["--compile_cache", cache, "--run_dir", str(run_dir), "--tensorboard",
+                    str(part == "tb")] + [f"--{k}={v}" for k, v in RUN.items()]
+    assert script("train").main(flags) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last == (f"error: cannot write {run_dir / part}: No space left on device; the run "
+                    f"stopped (its checkpoints are kept): free space, then continue it with "
+                    f"--resume {run_dir}")
+    assert checkpoint.latest(run_dir) == 64
+    assert [r["env_steps"] for r in logger_module.read_metrics(run_dir, "log")] == (
+        [64] if part == "metrics.jsonl" else [64, 128])
+
+
+def test_exhausted_accelerator_memory_is_one_line_with_the_fix_and_writes_nothing(
+        runs, tmp_path, monkeypatch, capsys):
+    """XLA's error when the device's memory is taken (another process's preallocation, or a run
+    too large), simulated where the run compiles and allocates (a CPU has no such limit): the
+    run's first lines, then one error line that names the fix; the run directory this run made
+    is gone again, and the one it resumed is as it was."""
+    root, cache = runs
+
+    def exhausted(*a, **k):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
+                                         "allocate 17179869184 bytes.")
+
+    monkeypatch.setattr(run_module, "build", exhausted)
+    shutil.copytree(root / "done", tmp_path / "done")
+    before = _snapshot(tmp_path)
+    for argv in (TINY + ["--compile_cache", cache, "--run_dir", str(tmp_path / "new")],
+                 ["--resume", str(tmp_path / "done")]):
+        assert script("train").main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert err.strip().splitlines()[-1] == (
+            "error: the accelerator ran out of memory (RESOURCE_EXHAUSTED: Out of memory while "
+            "trying to allocate 17179869184 bytes.) at --num_envs 8, --num_seeds 1, "
+            "--buffer_size 2048: " + resources.HINT)
+        assert _snapshot(tmp_path) == before and sorted(os.listdir(tmp_path)) == ["done"]

@@ -89,3 +89,37 @@ def test_no_run_or_no_checkpoint_is_a_one_line_error_and_writes_nothing(tmp_path
     err = capsys.readouterr().err
     assert "no complete checkpoint" in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["config.json", "fresh"]
+
+
+def test_step_and_best_play_the_checkpoints_they_name(tmp_path, capsys):
+    """The run keeps its best evaluation's checkpoint beside the newest ones; --best plays it
+    and its table repeats that evaluation; --step N plays the one at N, or names those kept."""
+    run = tmp_path / "run"
+    train(tiny(algo="ensemble", ensemble_size=2, num_seeds=2, total_steps=320, log_every=64,
+               checkpoint_every=64, keep_checkpoints=2, eval_episodes=2), run_dir=run,
+          quiet=True)
+    evals = read_metrics(run, "eval")
+    steps = sorted({r["env_steps"] for r in evals})
+    score = {t: np.mean([r["best"] for r in evals if r["env_steps"] == t]) for t in steps}
+    best = max(steps, key=lambda t: (score[t], -t))  # the first of equals is kept
+    main = script("evaluate").main
+
+    def returns_at(step):
+        return [x for r in sorted((r for r in evals if r["env_steps"] == step),
+                                  key=lambda r: r["seed"]) for x in r["returns"]]
+
+    assert main([str(run), "--best"]) == 0
+    out = capsys.readouterr().out
+    assert f"best evaluation, checkpoint at {best:,} env steps per seed" in out
+    np.testing.assert_allclose([r["mean"] for r in _table(out)], returns_at(best), rtol=1e-4,
+                               atol=2e-6)
+    assert main([str(run), "--step", "256"]) == 0
+    out = capsys.readouterr().out
+    assert "checkpoint at 256 env steps per seed" in out
+    np.testing.assert_allclose([r["mean"] for r in _table(out)], returns_at(256), rtol=1e-4,
+                               atol=2e-6)
+    assert main([str(run), "--step", "100"]) == 2
+    err = capsys.readouterr().err
+    kept = sorted({256, 320, best})
+    assert err.count("\n") == 1 and (f"no checkpoint at env step 100; it keeps "
+                                     f"{', '.join(map(str, kept))}") in err

@@ -18,7 +18,7 @@ def _last(run_dir, event):
 def test_run_dir_records_and_an_interrupted_run_resumes_to_the_same_numbers(tmp_path):
     cache = str(tmp_path / "xla")  # the second and third builds hit the persistent cache
     common = dict(algo="cikd", ensemble_size=3, log_every=256, checkpoint_every=0,
-                  compile_cache=cache)
+                  compile_cache=cache, audit_election=True)
     straight = tmp_path / "straight"
     train(tiny(total_steps=512, **common), run_dir=straight, quiet=True)
 
@@ -43,6 +43,14 @@ def test_run_dir_records_and_an_interrupted_run_resumes_to_the_same_numbers(tmp_
     assert [r["env_steps"] for r in read_metrics(cut, "log")] == [256, 512]
     for event, key in (("log", "critic_loss"), ("log", "R"), ("eval", "returns")):
         np.testing.assert_array_equal(_last(cut, event)[key], _last(straight, event)[key])
+    # the end record of the resumed run summarises the whole run, the phases before 256 too
+    ends = [[r for r in read_metrics(d, "run") if r["phase"] == "end"] for d in (cut, straight)]
+    assert len(ends[0]) == 1
+    after = [r for r in read_metrics(cut, "distill") if "hit" in r and r["env_steps"] > 256]
+    assert ends[0][0]["election_phases"] > len(after)
+    for key in ("election_phases", "election_hit_rate", "election_regret", "final_eval_best",
+                "final_eval_worst", "final_eval_mean", "final_eval_env_steps"):
+        assert ends[0][0][key] == ends[1][0][key], key
 
 
 def test_an_audited_run_summarises_its_elections(tmp_path):

@@ -82,8 +82,8 @@ KILLER = textwrap.dedent("""
                 return out
         else:
             def patched(self, *a, **k):
-                if name == "save":
-                    saves[0] += 1
+                if name == "save":  # the newest ones' saves (not the best evaluation's)
+                    saves[0] += os.path.basename(str(self.directory)) == "checkpoints"
                 elif saves[0] == at_save and a and list(a[0]):  # steps to delete
                     kill()
                 return original(self, *a, **k)
@@ -119,6 +119,65 @@ def test_a_kill_during_a_save_resumes_from_the_last_complete_checkpoint(
     config = tiny(total_steps=STEPS, compile_cache=cache, **RUN)
     train(config, run_dir, quiet=True, resume=True)
     _same_end(run_dir, straight, STEPS)
+
+
+# --------------------------------------------------------------------------------------
+# a kill between two checkpoints: the records read as the uninterrupted run's
+
+KILL_AFTER_LOG = textwrap.dedent("""
+    import os, signal, sys
+    from mjx_cikd.host import logger
+
+    at, original = int(sys.argv[1]), logger.RunLogger.write
+
+    def write(self, record):  # SIGKILL once the log record of env step `at` is on disk
+        original(self, record)
+        if record.get("event") == "log" and record.get("env_steps") == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    logger.RunLogger.write = write
+    sys.argv = ["train.py"] + sys.argv[2:]
+    sys.path.insert(0, "scripts")
+    import train
+    sys.exit(train.main(sys.argv[1:]))
+""")
+
+
+def _keyed(rows) -> dict:
+    """Records by (event, seed, env_steps), without the clock's fields; a key seen twice fails."""
+    out = {}
+    for r in rows:
+        key = (r["event"], r.get("seed"), r["env_steps"])
+        assert key not in out, f"{key} written twice"
+        out[key] = {k: v for k, v in r.items() if k not in ("wall_s", "sps")}
+    return out
+
+
+def test_a_run_killed_between_checkpoints_resumes_to_the_uninterrupted_runs_records(
+        tmp_path, cache, straight):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", KILL_AFTER_LOG, "384",
+                           *_flags(run_dir, cache, total_steps=STEPS, checkpoint_every=256)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert checkpoint.latest(run_dir) == 256  # killed after writing the records to 384
+    assert max(r["env_steps"] for r in read_metrics(run_dir, "log")) == 384
+    config = tiny(total_steps=STEPS, compile_cache=cache, **dict(RUN, checkpoint_every=256))
+    summary = train(config, run_dir, quiet=True, resume=True)
+
+    events = ("log", "eval", "distill")
+    mine = _keyed(r for r in read_metrics(run_dir) if r["event"] in events)
+    ref = _keyed(r for r in read_metrics(straight) if r["event"] in events
+                 and r["env_steps"] <= STEPS)
+    assert mine == ref
+    walls = [r["wall_s"] for r in read_metrics(run_dir) if "wall_s" in r]
+    assert walls == sorted(walls)  # the resumed process's clock goes on from the killed one's
+    runs = [(r["phase"], r["env_steps"]) for r in read_metrics(run_dir, "run")]
+    assert runs == [("start", 0), ("resume", 256), ("end", STEPS)]
+    last = max((r for r in read_metrics(straight, "eval") if r["env_steps"] <= STEPS),
+               key=lambda r: r["env_steps"])
+    assert summary["final_eval_best"] == [last["best"]]
+    assert summary["final_eval_worst"] == [last["worst"]]
 
 
 # --------------------------------------------------------------------------------------

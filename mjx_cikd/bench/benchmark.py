@@ -122,7 +122,7 @@ def loop_config(base, num_envs: int, algo: str, ensemble_size: int, iters: int):
     config = replace(base, num_envs=num_envs, algo=algo, ensemble_size=ensemble_size,
                      widths=widths, extra_updates=base.extra_updates and algo != "cikd",
                      learning_starts=0, distill_warmup=0, eval_every=NO_EVAL,
-                     progress=False, tensorboard=False, compile_cache="",
+                     progress="off", tensorboard=False, compile_cache="",
                      checkpoint_every=0)
     t = chunk_iters(config, iters)
     return replace(config, total_steps=t * num_envs, log_every=t * num_envs)

@@ -240,7 +240,7 @@ def shadowed(lower: dict, upper: dict) -> dict:
 # run may change them, and two runs that differ only in them (and run_dir) are one experiment.
 RESUMABLE = ("total_steps", "progress", "tensorboard", "compile_cache", "checkpoint_every",
              "keep_checkpoints", "checkpoint_buffer", "on_nonfinite", "max_rollbacks",
-             "devices", "parallel")
+             "devices", "parallel", "wandb", "wandb_entity", "wandb_group")
 
 
 def config_from_args(argv: list[str] | None = None, extra=None,
@@ -268,6 +268,9 @@ def config_from_args(argv: list[str] | None = None, extra=None,
 BEFORE_FIELDS = {"election_metric": "train_returns", "distill_target": "hard"}
 
 
+PROGRESS_BOOLS = {"true": "bar", "false": "off"}
+
+
 def from_dict(values: dict) -> Config:
     """A config as saved (`Config.to_dict`, e.g. a run's config.json): every field coerced back
     to its type (JSON lists to tuples), unknown keys ignored, implied values filled (a config
@@ -284,6 +287,9 @@ def resolve(values: dict) -> Config:
     size implied by the algo or the widths, and an interval in env steps
     (`distill_interval`) replacing the default one in SAC updates."""
     values = dict(values)
+    if "progress" in values:  # a bool before it was bar | plain | off: saved configs, old flags
+        values["progress"] = PROGRESS_BOOLS.get(str(values["progress"]).lower(),
+                                                values["progress"])
     if values.get("widths") and "ensemble_size" not in values:
         values["ensemble_size"] = len(values["widths"])
     if values.get("algo") == "sac" and "ensemble_size" not in values:

@@ -232,12 +232,19 @@ class Config:
                                              "with fresh keys, at most --max_rollbacks times"})
     max_rollbacks: int = knob(3, "rollbacks before a run with --on_nonfinite rollback stops",
                               unit="rollbacks")
-    progress: bool = knob(True, "a progress bar on stderr")
+    progress: str = knob("bar", "progress on stderr", choices={
+        "bar": "a tqdm bar, redrawn in place",
+        "plain": "one line per log point, no carriage returns (SLURM and other batch logs)",
+        "off": "nothing but the start and end lines"})
     compile_cache: str = knob("~/.cache/mjx_cikd/xla", "the persistent compilation cache (XLA, "
                               "Warp starts); \"\" turns it off",
                               why="it cut the time to a run's first step 2-4x "
                                   "(docs/benchmarks.md, goal 4)")
     tensorboard: bool = knob(True, "TensorBoard event files in RUN_DIR/tb")
+    wandb: str = knob("", "a Weights & Biases project to log to as well (pip install "
+                      "'mjx_cikd[wandb]'); \"\": off")
+    wandb_entity: str = knob("", "the W&B team or user (\"\": your default entity)")
+    wandb_group: str = knob("", "a W&B group for the run (e.g. one per experiment set)")
 
     # ---------------------------------------------------------------------------------------
     @property

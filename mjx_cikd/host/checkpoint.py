@@ -12,6 +12,11 @@ leaves are not written; a restore then keeps the template's (empty) buffer. A ch
 written over D devices restores on any other number that divides N (`meta.shards`: the buffer's
 rows are mapped to the new layout by `parallel.relayout`).
 
+The run also keeps the checkpoint of its best evaluation in RUN_DIR/best/<env steps>/ (one,
+without the replay buffer; its meta adds the `score`: the best member's evaluation return,
+averaged over the seeds), beside the newest ones: `scripts/evaluate.py --best` plays it. Only a
+chunk whose last iteration evaluated can be it (the state saved is the one evaluated).
+
 The state holds typed PRNG keys, which orbax cannot write: they travel as their raw key data.
 """
 
@@ -28,6 +33,7 @@ from mjx_cikd.config import RESUMABLE, ConfigError
 from mjx_cikd.loop import parallel
 
 DIR = "checkpoints"
+BEST = "best"  # the best evaluation's checkpoint, beside DIR
 
 
 def is_key(x) -> bool:
@@ -74,26 +80,34 @@ def describe(config, impl: str, state) -> dict:
                 shards=parallel.shards(config), shapes=_shapes(state, config.checkpoint_buffer))
 
 
-def path(run_dir) -> pathlib.Path:
-    return pathlib.Path(run_dir).resolve() / DIR
+def path(run_dir, root: str = DIR) -> pathlib.Path:
+    return pathlib.Path(run_dir).resolve() / root
 
 
-def _manager(run_dir, keep: int | None = None) -> ocp.CheckpointManager:
+def _manager(run_dir, keep: int | None = None, root: str = DIR) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=False)
-    return ocp.CheckpointManager(path(run_dir), options=options, item_names=("state", "meta"))
+    return ocp.CheckpointManager(path(run_dir, root), options=options,
+                                 item_names=("state", "meta"))
 
 
-def _steps(run_dir) -> list[int]:
-    with _manager(run_dir) as manager:
-        return list(manager.all_steps())
+def _steps(run_dir, root: str = DIR) -> list[int]:
+    if not path(run_dir, root).is_dir():
+        return []
+    with _manager(run_dir, root=root) as manager:
+        return sorted(manager.all_steps())
 
 
-def latest(run_dir) -> int | None:
+def steps(run_dir) -> dict[str, list[int]]:
+    """The complete checkpoints' steps: the newest ones (`checkpoints`) and the best (`best`)."""
+    return {DIR: _steps(run_dir), BEST: _steps(run_dir, BEST)}
+
+
+def latest(run_dir, root: str = DIR) -> int | None:
     """The newest complete checkpoint's step (env steps per seed), or None."""
-    if not path(run_dir).is_dir():
+    if not path(run_dir, root).is_dir():
         return None
-    with _manager(run_dir) as manager:
+    with _manager(run_dir, root=root) as manager:
         return manager.latest_step()
 
 
@@ -104,16 +118,37 @@ class Saved(NamedTuple):
     with_buffer: bool  # the replay buffer came from the checkpoint (else: the template's)
 
 
-def save(run_dir, step: int, state, schedule, meta: dict, keep: int) -> None:
+def save(run_dir, step: int, state, schedule, meta: dict, keep: int, root: str = DIR) -> None:
     """Write step `step` (replacing one of that number), then drop all but the newest `keep`."""
     tree = {"state": _to_data(state, meta["buffer"]),
             "schedule": schedule._asdict()}
-    with _manager(run_dir, keep) as manager:
+    with _manager(run_dir, keep, root) as manager:
         if step in manager.all_steps():
             manager.delete(step)
         manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
                                                    meta=ocp.args.JsonSave(meta)))
         manager.wait_until_finished()
+
+
+def save_best(run_dir, step: int, state, schedule, meta: dict, score: float) -> None:
+    """`step` as the run's best evaluation (`score`), replacing the one kept before."""
+    lean = dict(meta, buffer=False, shapes=_strip_buffer(meta["shapes"]), score=float(score))
+    save(run_dir, step, state, schedule, lean, 1, BEST)
+
+
+def best(run_dir, upto: int | None = None) -> float | None:
+    """The kept best evaluation's score, or None; one past env step `upto` (a stretch a resume
+    or rollback runs again) is removed first."""
+    kept = _steps(run_dir, BEST)
+    if upto is not None and kept and kept[-1] > upto:
+        with _manager(run_dir, root=BEST) as manager:
+            manager.delete(kept[-1])
+        kept = kept[:-1]
+    if not kept:
+        return None
+    meta = _read(run_dir, kept[-1], lambda m: m.restore(kept[-1], args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta, BEST)
+    return meta.get("score")
 
 
 def _difference(have: dict, want: dict) -> str | None:
@@ -140,46 +175,49 @@ def _strip_buffer(shapes: dict) -> dict:
     return {k: v for k, v in shapes.items() if not k.startswith(".buffer")}
 
 
-def _read(run_dir, step: int, read):
+def _read(run_dir, step: int, read, root: str = DIR):
     """`read(manager)` on the checkpoint at `step`, orbax's failures as one ConfigError line."""
-    where = path(run_dir) / str(step)
+    where = path(run_dir, root) / str(step)
     try:
-        with _manager(run_dir) as manager:
+        with _manager(run_dir, root=root) as manager:
             return read(manager)
     except ConfigError:
         raise
     except Exception as err:  # orbax / tensorstore: a truncated, corrupt or foreign step
         first = (str(err).strip().splitlines() or [""])[0].split(" See full TensorStore")[0]
-        others = [s for s in _steps(run_dir) if s != step]
+        others = [s for s in _steps(run_dir, root) if s != step]
         hint = (f"; the other complete checkpoint(s) {', '.join(map(str, others))} may be whole: "
                 f"move {where.name} away to resume from the newest of them" if others else "")
         raise ConfigError(f"{where}: cannot read the checkpoint ({first[:160]}){hint}") from None
 
 
-def verify(run_dir, step: int, meta: dict) -> dict:
+def verify(run_dir, step: int, meta: dict, root: str = DIR) -> dict:
     """The checkpoint's meta, or a ConfigError naming how it differs from this run's `meta`."""
     have = _read(run_dir, step, lambda m: m.restore(
-        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta)
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta, root)
     why = _difference(have or {}, meta)
     if why:
-        raise ConfigError(f"{path(run_dir) / str(step)} is not this run's checkpoint: {why}")
+        raise ConfigError(f"{path(run_dir, root) / str(step)} is not this run's checkpoint: "
+                          f"{why}")
     return have
 
 
-def restore(run_dir, state_like, schedule_like, meta: dict, step: int | None = None) -> Saved:
-    """The newest complete checkpoint (or `step`), shaped like the templates; a ConfigError when
-    there is none, it cannot be read, or it belongs to another run (`meta`, from `describe`, is
-    this run's). Leaves it does not hold (empty ones; the buffer, if saved without) come from
-    the template, which must then be concrete."""
-    step = latest(run_dir) if step is None else step
+def restore(run_dir, state_like, schedule_like, meta: dict, step: int | None = None,
+            root: str = DIR) -> Saved:
+    """The newest complete checkpoint (or `step`) under `root` (the newest ones, or the best),
+    shaped like the templates; a ConfigError when there is none, it cannot be read, or it
+    belongs to another run (`meta`, from `describe`, is this run's). Leaves it does not hold
+    (empty ones; the buffer, if saved without) come from the template, which must then be
+    concrete."""
+    step = latest(run_dir, root) if step is None else step
     if step is None:
-        raise ConfigError(f"{path(run_dir)}: no complete checkpoint")
-    have = verify(run_dir, step, meta)
+        raise ConfigError(f"{path(run_dir, root)}: no complete checkpoint")
+    have = verify(run_dir, step, meta, root)
     with_buffer = bool(have["buffer"])
     target = {"state": _to_data(state_like, with_buffer),
               "schedule": schedule_like._asdict()}
     tree = _read(run_dir, step, lambda m: m.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target))).state)
+        state=ocp.args.StandardRestore(target))).state, root)
     data = tree["state"]
     flat, treedef = jax.tree_util.tree_flatten_with_path(state_like)
     leaves = []

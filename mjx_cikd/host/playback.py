@@ -1,4 +1,5 @@
-"""Playback of a saved run: load the newest checkpoint of a run directory (`load_run`), play every
+"""Playback of a saved run: load a checkpoint of a run directory (`load_run`: the newest, one at a
+given env step, or the best evaluation's), play every
 member's deterministic policy for n episodes in each seed (`play`, the evaluation's own
 `rollout`), tabulate the returns (`rows`), and film the best member's best episode through
 MuJoCo's offscreen renderer into an H.264 mp4 (`film`).
@@ -48,8 +49,32 @@ class Loaded(NamedTuple):
         return self.iteration * self.config.num_envs
 
 
-def load_run(run_dir: str | pathlib.Path) -> Loaded:
-    """The run in `run_dir` at its newest complete checkpoint, or a ConfigError saying why not."""
+def _pick_step(run_dir: pathlib.Path, step: int | None, best: bool) -> tuple[int, str]:
+    """Which checkpoint to play and where it lies: the newest, the one at `step` (the newest
+    ones' or the best's), or the best evaluation's; a ConfigError naming what there is."""
+    kept = checkpoint.steps(run_dir)
+    if best:
+        if not kept[checkpoint.BEST]:
+            raise ConfigError(f"{run_dir} keeps no best checkpoint (a run keeps one when a log "
+                              f"point ends with an evaluation; runs before it did not)")
+        return kept[checkpoint.BEST][-1], checkpoint.BEST
+    if step is None:
+        if not kept[checkpoint.DIR]:
+            raise ConfigError(f"{run_dir} has no complete checkpoint yet (a run saves one at its "
+                              f"end and every --checkpoint_every env steps)")
+        return kept[checkpoint.DIR][-1], checkpoint.DIR
+    for root in (checkpoint.DIR, checkpoint.BEST):
+        if step in kept[root]:
+            return step, root
+    have = sorted(set(kept[checkpoint.DIR] + kept[checkpoint.BEST]))
+    raise ConfigError(f"{run_dir} has no checkpoint at env step {step}; it keeps "
+                      f"{', '.join(f'{s:,}' for s in have) or 'none'} (--keep_checkpoints sets "
+                      f"how many; the best evaluation's is --best)")
+
+
+def load_run(run_dir: str | pathlib.Path, step: int | None = None, best: bool = False) -> Loaded:
+    """The run in `run_dir` at its newest complete checkpoint (or the one at env step `step`, or
+    the best evaluation's), or a ConfigError saying why not."""
     run_dir = pathlib.Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
@@ -59,16 +84,14 @@ def load_run(run_dir: str | pathlib.Path) -> Loaded:
     except json.JSONDecodeError as err:
         raise ConfigError(f"{config_path} is not valid JSON: {err}") from None
     # the only calls of the checkpoint's API here: one place to follow it when it changes
-    if checkpoint.latest(run_dir) is None:
-        raise ConfigError(f"{run_dir} has no complete checkpoint yet (a run saves one at its "
-                          f"end and every --checkpoint_every env steps)")
+    step, root = _pick_step(run_dir, step, best)
     enable_compile_cache(config.compile_cache)  # a second playback of the run compiles less
     trainer = make_train(config)
     # shapes suffice as the template (nothing runs init): the leaves the checkpoint may lack
     # (the replay buffer, empty Warp ones) are none that playback reads
     shapes = jax.eval_shape(jax.vmap(trainer.init), seed_keys(config))
     meta = checkpoint.describe(config, trainer.task.impl, shapes)
-    saved = checkpoint.restore(run_dir, shapes, trainer.schedule(), meta)
+    saved = checkpoint.restore(run_dir, shapes, trainer.schedule(), meta, step, root)
     state = saved.state
     return Loaded(run_dir=run_dir, config=config, trainer=trainer, members=state.members,
                   norm=state.norm, eval_key=state.eval_key,

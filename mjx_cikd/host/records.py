@@ -2,7 +2,9 @@
 
 One `log` record per seed and chunk, an `eval` record per evaluation, a `distill` record per
 phase point (with the audit's hit and regret when the election is audited); the formats are in
-`logger`. `election_summary` is the run's end-of-run view of the audited elections.
+`logger`. `end_summary` is the run's end-of-run view, over the whole run (a resumed one too:
+it reads the records the run directory holds): every seed's final evaluation and the audited
+elections' hit rate and regret over all seeds.
 """
 
 from __future__ import annotations
@@ -79,6 +81,24 @@ def election_summary(rows: list[dict]) -> dict:
                                            if decided else None),
                 election_regret_normalized=(float(np.mean(normalized)) if normalized
                                             else None))
+
+
+def final_evals(rows: list[dict], num_seeds: int) -> dict:
+    """Every seed's last evaluation: the best, worst and mean member's return and its env step,
+    one entry per seed in seed order (None for a seed not yet evaluated)."""
+    last: dict[int, dict] = {}
+    for r in rows:
+        if r.get("event") == "eval":
+            last[r["seed"]] = r
+    pick = lambda key: [last[s][key] if s in last else None
+                        for s in range(num_seeds)]
+    return dict(final_eval_env_steps=pick("env_steps"), final_eval_best=pick("best"),
+                final_eval_worst=pick("worst"), final_eval_mean=pick("mean"))
+
+
+def end_summary(rows: list[dict], num_seeds: int) -> dict:
+    """The end record's summaries of the eval and distill records `rows` (the whole run's)."""
+    return {**final_evals(rows, num_seeds), **election_summary(rows)}
 
 
 def write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:

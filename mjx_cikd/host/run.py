@@ -19,13 +19,13 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
-from tqdm import tqdm
 
 from mjx_cikd.agent import replay
 from mjx_cikd.config import Config, budget_warnings, ceil_div
 from mjx_cikd.envs import tasks as envs
-from mjx_cikd.host import checkpoint, interrupt, records, start_cache
+from mjx_cikd.host import checkpoint, interrupt, records, resources, start_cache, tracking
 from mjx_cikd.host.logger import NullLogger, RunLogger, claim
+from mjx_cikd.host.progress import Progress
 from mjx_cikd.loop import faults, parallel
 from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, TrainState, make_train
 
@@ -163,8 +163,9 @@ class _Loop:
                  say, started: float):
         self.config, self.compiled, self.logger = config, compiled, logger
         self.run_dir, self.meta, self.say, self.started = run_dir, meta, say, started
-        self.last_eval, self.audited, self.rollbacks = None, [], 0
-        self.bar = None
+        self.rollbacks = 0
+        self.bar: Progress | None = None
+        self.best: float | None = None  # the kept best evaluation's score (checkpoint.BEST)
 
     def save(self, state, sched) -> int:
         step = int(sched.iteration) * self.config.num_envs
@@ -177,6 +178,24 @@ class _Loop:
                           f"{checkpoint.latest(self.run_dir)}", 1) from None
         return step
 
+    def keep_best(self, state, sched, log, iteration: int) -> None:
+        """The state as the best evaluation's checkpoint when the chunk's last iteration
+        evaluated every seed and the best member's return, averaged over the seeds, beats the
+        kept one's."""
+        if not np.all(np.asarray(log.eval_due)[:, -1]):
+            return  # the evaluated members are not the state at hand
+        score = float(np.mean(np.max(np.asarray(log.eval_return)[:, -1], axis=-1)))
+        if not np.isfinite(score) or (self.best is not None and score <= self.best):
+            return
+        step = iteration * self.config.num_envs
+        try:
+            checkpoint.save_best(self.run_dir, step, state, sched, self.meta, score)
+        except OSError as err:
+            raise Stopped(f"cannot write the best checkpoint {step} into "
+                          f"{checkpoint.path(self.run_dir, checkpoint.BEST)}: "
+                          f"{err.strerror or err}", 1) from None
+        self.best = score
+
     def rollback(self, bad: np.ndarray, fault: dict):
         """Back to the newest checkpoint (or the start), the faulty seeds with fresh keys."""
         self.rollbacks += 1
@@ -188,6 +207,8 @@ class _Loop:
             fresh, sched = saved.state, saved.schedule
         seeds = np.flatnonzero(bad)
         state, sched = self.compiled.place(_fresh_keys(fresh, seeds, self.rollbacks), sched)
+        self.logger.rewind(step or 0)  # the stretch run again is written once, as it runs
+        self.best = checkpoint.best(self.run_dir, upto=step or 0)
         self.logger.write(dict(event="rollback", env_steps=fault["env_steps"], to=step or 0,
                                seeds=seeds, count=self.rollbacks, fault=fault))
         self.say(f"[mjx_cikd] rollback {self.rollbacks}/{self.config.max_rollbacks}: "
@@ -199,14 +220,13 @@ class _Loop:
         return (f"non-finite {f['quantity']} of member {f['member']}, seed {f['seed']} "
                 f"(--seed {self.config.seed + f['seed']}), by env step {f['env_steps']:,}")
 
-    def run(self, state, sched, show_progress: bool) -> LoopEnd:
+    def run(self, state, sched, progress: str) -> LoopEnd:
         config, n, ipc = self.config, self.config.num_envs, self.config.iters_per_chunk
         iteration = first = int(sched.iteration)  # host-side mirror of the schedule's counter
         ckpt_every = (max(1, config.checkpoint_every // (ipc * n)) if config.checkpoint_every
                       else 0)
-        if show_progress:
-            self.bar = tqdm(total=max(config.total_iters, first) * n, initial=first * n,
-                            unit="step", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+        self.bar = Progress(config, first, progress)
+        self.best = checkpoint.best(self.run_dir, upto=first * n)  # a resume's, or None
         loop_start, chunks = time.perf_counter(), 0
         with interrupt.StopRequest(self.say) as stop:
             while iteration < config.total_iters:
@@ -242,8 +262,8 @@ class _Loop:
                 self.write_chunk(log, iteration, sps)
                 iteration += ipc
                 chunks += 1
-                if self.bar is not None:
-                    self.progress(log, sps)
+                self.keep_best(state, sched, log, iteration)
+                self.bar.update(log, self.logger.rows, iteration, sps)
                 if stop.signum is not None:
                     step = self.save(state, sched)
                     self.close_bar()
@@ -260,26 +280,13 @@ class _Loop:
 
     def write_chunk(self, log, iteration: int, sps: float) -> None:
         n, ipc = self.config.num_envs, self.config.iters_per_chunk
-        wall = time.perf_counter() - self.started
+        # a resumed run's clock goes on from its last kept record: wall_s never goes back
+        wall = self.logger.wall_offset + time.perf_counter() - self.started
         for s in range(self.config.num_seeds):
             for row in records.chunk_records(self.config, log, s, (iteration + ipc) * n, wall,
                                              sps, iteration):
                 records.write(self.logger, row, s, sps)
-                if row["event"] == "eval":
-                    self.last_eval = row
-                elif row["event"] == "distill" and "hit" in row:
-                    self.audited.append(row)
-
-    def progress(self, log, sps: float) -> None:
-        r = np.asarray(log.recent_return)[0]
-        post = {"sps": f"{sps:,.0f}",
-                "R": "/".join("-" if np.isnan(x) else f"{x:.0f}" for x in r)}
-        if self.last_eval is not None:
-            post["eval"] = f"{self.last_eval['best']:.0f}"
-        if self.audited:
-            post["hit"] = f"{records.election_summary(self.audited)['election_hit_rate']:.0%}"
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.update(self.config.iters_per_chunk * self.config.num_envs)
+        self.logger.flush()
 
     def close_bar(self) -> None:
         if self.bar is not None:
@@ -292,7 +299,8 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
     """Run `config` to completion; returns a summary (also the last `run` record).
     `resume`: continue from the run directory's newest complete checkpoint (afresh, saying so,
     if it has none); `overwrite`: replace the run the directory holds (refused without either).
-    A signal or a numeric fault ends the run early with `Stopped`."""
+    A signal or a numeric fault ends the run early with `Stopped`; a live run holding the
+    directory, a full disk or exhausted accelerator memory with a ConfigError."""
     enable_compile_cache(config.compile_cache)
     quiet = quiet or not parallel.primary()  # one voice and one log for a run of many processes
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -301,8 +309,19 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
                                config.num_seeds, config.devices)
     parallel.check(config, task)
     run_dir = pathlib.Path(run_dir or config.run_dir or default_run_dir(config))
-    if parallel.primary():
-        claim(run_dir, resume, overwrite)  # before anything is written
+    # before anything is written; held (an OS lock) until the run ends
+    lock = claim(run_dir, resume, overwrite) if parallel.primary() else None
+    try:
+        with resources.accelerator_memory(config):
+            return _train(config, task, nbytes, run_dir, resume, say, quiet)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config: Config, task: envs.Task, nbytes: int, run_dir: pathlib.Path, resume: bool,
+           say, quiet: bool) -> dict:
+    """`train` in a claimed run directory: restore, compile, log, loop, the end record."""
     trainer = make_train(config, task)
     shapes = jax.eval_shape(jax.vmap(trainer.init), seed_keys(config))
     meta = checkpoint.describe(config, task.impl, shapes)
@@ -323,13 +342,9 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
         say(f"[mjx_cikd] note: {note}")
     for warning in budget_warnings(config, task.episode_length):
         say(f"[mjx_cikd] warning: {warning}")
-    logger = (RunLogger(run_dir, config.to_dict(), config.tensorboard, run_facts(task, config))
-              if parallel.primary() else NullLogger())
     start = time.perf_counter()
     compiled = build(config, trainer)
     say(f"[mjx_cikd] compiled in {compiled.compile_s:.1f}s; run dir {run_dir}")
-    logger.write(dict(event="run", phase="start", compile_s=compiled.compile_s,
-                      replay_bytes=nbytes, **run_facts(task, config)))
     state, sched = compiled.start(seed_keys(config)), trainer.schedule()
     if saved is not None:  # what the checkpoint lacks (the buffer, if saved without) is fresh
         state = jax.tree.map(lambda old, new: new if isinstance(old, jax.ShapeDtypeStruct)
@@ -340,21 +355,31 @@ def train(config: Config, run_dir: str | pathlib.Path | None = None, quiet: bool
                                   "buffer (--checkpoint_buffer false): the run refills it and "
                                   "is not the uninterrupted run's"))
     state, sched = compiled.place(state, sched)
-    loop = _Loop(config, compiled, logger, run_dir, meta, say, start)
+    # the run directory is written from here on: compiling and allocating the state (where
+    # memory runs out) leave it as it was. A resumed run's records past its checkpoint go.
+    first = saved.step if saved is not None else 0
+    logger = (RunLogger(run_dir, config.to_dict(), config.tensorboard, run_facts(task, config),
+                        resume_step=first if resume else None,
+                        sink=tracking.WandbSink(run_dir, config) if config.wandb else None)
+              if parallel.primary() else NullLogger())
+    logger.write(dict(event="run", phase="resume" if saved is not None else "start",
+                      env_steps=first, compile_s=compiled.compile_s, replay_bytes=nbytes,
+                      **run_facts(task, config)))
+    loop, summary = _Loop(config, compiled, logger, run_dir, meta, say, start), None
     try:
-        end = loop.run(state, sched, show_progress=config.progress and not quiet)
+        end = loop.run(state, sched, progress="off" if quiet else config.progress)
         ran = (end.iteration - end.first) * config.num_envs
         loop_s = end.loop_s
+        # wall_s and the summaries cover the whole run, across the processes of a resumed one
         summary = dict(event="run", phase="end", env_steps=end.iteration * config.num_envs,
-                       loop_s=loop_s, wall_s=time.perf_counter() - start,
+                       loop_s=loop_s, wall_s=logger.wall_offset + time.perf_counter() - start,
                        compile_s=compiled.compile_s,
-                       sps=ran * config.num_seeds / max(loop_s, 1e-9),
-                       final_eval_best=None if loop.last_eval is None
-                       else loop.last_eval["best"],
-                       run_dir=str(run_dir), **records.election_summary(loop.audited))
+                       sps=ran * config.num_seeds / max(loop_s, 1e-9), run_dir=str(run_dir),
+                       **records.end_summary(logger.rows, config.num_seeds))
         logger.write(summary)
     finally:
-        logger.close()
+        loop.close_bar()
+        logger.close(summary)
     say(f"[mjx_cikd] done: {ran:,} env steps x {config.num_seeds} seed(s) in {loop_s:.1f}s "
         f"({summary['sps']:,.0f} steps/s) + {compiled.compile_s:.1f}s compile")
     return summary
