@@ -194,5 +194,7 @@ def regret_normalized(audit, regret) -> float:
     """Regret over the audited best-worst spread (0: the best was chosen, 1: the worst); NaN
     when the members' audited returns do not differ."""
     audit = np.asarray(audit, np.float64)
+    if not np.isfinite(audit).any():  # no audit at all (a non-finite one is for the record)
+        return float("nan")
     spread = np.nanmax(audit) - np.nanmin(audit)
     return float(regret / spread) if spread > 0 else float("nan")
