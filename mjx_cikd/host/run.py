@@ -27,7 +27,7 @@ from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint, interrupt, records, start_cache
 from mjx_cikd.host.logger import NullLogger, RunLogger, claim
 from mjx_cikd.loop import faults, parallel
-from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, TrainState, make_train
+from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, TrainState, env_axis, make_train
 
 
 def enable_compile_cache(path: str) -> None:
@@ -80,10 +80,11 @@ def build(config: Config, trainer: Trainer | None = None,
     first = start_cache.prepare(trainer, keys, cache_dir)
     state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, first.shape)
     shardings, sched_sharding = None, None
-    if config.devices > 1:  # over a device mesh (parallel.py)
-        shardings = parallel.shardings(config, state_shape)
+    if config.devices > 1:  # over a device mesh (parallel.py), the state split by its structure
+        layout = env_axis(state_shape)
+        shardings = parallel.shardings(config, layout)
         sched_sharding = parallel.replicated(config)
-        chunk = parallel.sharded_chunk(config, chunk, state_shape)
+        chunk = parallel.sharded_chunk(config, chunk, layout)
     # over several processes each builds the whole state and `place` keeps its devices' parts
     init = jax.jit(jax.vmap(trainer.init),
                    out_shardings=shardings if jax.process_count() == 1 else None)
