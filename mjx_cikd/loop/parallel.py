@@ -89,9 +89,8 @@ def check(config: Config, task) -> None:
     """A ConfigError, before anything is built, for a device layout this run cannot have."""
     if config.devices > 1:
         devices_of(config)
-    if data_parallel(config) and task.fixed_starts:
-        raise ConfigError("--parallel data runs MJX-JAX tasks (MuJoCo Warp's state has leaves "
-                          "without an env axis; untested): use --impl jax or --parallel seeds")
+    if config.devices > 1 and task.fixed_starts:  # envs.resolve_impl refuses it before this
+        raise ConfigError("MuJoCo Warp runs on one device: use --impl jax with --devices")
 
 
 def mesh(config: Config) -> Mesh:
@@ -165,7 +164,10 @@ def replicated(config: Config) -> NamedSharding:
 
 def sharded_chunk(config: Config, chunk, layout):
     """The seeds-vmapped chunk over the mesh: under `shard_map` (data; the schedule and the log
-    replicated), or as it is, the state's seed axis placed on the devices (seeds). To jit."""
+    replicated), or as it is, the state's seed axis placed on the devices (seeds). To jit, with
+    the state's shardings as its output's too (`run.build`): XLA otherwise hands back the
+    zero-size leaves (MJX's empty `history`, `mocap_pos`, ... of a DM Control task) replicated,
+    and the next chunk, compiled for them split, refuses them."""
     if config.parallel == "seeds":
         return chunk
     specs = state_specs(layout)
