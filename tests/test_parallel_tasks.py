@@ -115,7 +115,7 @@ def test_two_processes_form_one_run_on_a_real_task_and_resume_as_two(tmp_path):
             for i in range(2)]
         errs = [p.communicate(timeout=1200)[1] for p in procs]
         assert [p.returncode for p in procs] == [0, 0], errs[0][-2000:] + errs[1][-2000:]
-        assert errs[1].strip() == ""  # one voice: process 0's
+        assert "[mjx_cikd]" not in errs[1]  # one voice: process 0's (XLA's own alarms aside)
         return errs[0]
 
     both(*fresh, "--total_steps", "128")

@@ -337,6 +337,13 @@ def make_task(config: Config) -> Task:
             env = registry.load(name, config_overrides={"impl": impl})
         if impl == "warp":
             _no_overflow_prints(env)
+        if impl == "jax" and jax.process_count() > 1:
+            # MJX puts the model on jax.devices()[0] (mujoco/mjx/_src/io.py:89), which in a run of
+            # several processes is process 0's: every other one would close over an array it
+            # cannot read. Each process's own copy instead (Playground keeps it in _mjx_model).
+            from mujoco import mjx
+
+            env._mjx_model = mjx.put_model(env.mj_model, device=jax.local_devices()[0], impl=impl)
         limit = int(env._config.episode_length)
         mj_model = env.mj_model
     if config.episode_length:
