@@ -48,9 +48,10 @@ def _setup(widths, steps=16, **controls):
     members = ens.init(jax.random.key(1))
     buf = replay.init(256, obs_size, act_size)
     k1, k2 = jax.random.split(jax.random.key(2))
-    buf = replay.add(buf, jax.random.normal(k1, (256, obs_size)),
-                     jax.random.uniform(k2, (256, act_size), minval=-1, maxval=1),
-                     jnp.zeros(256), jnp.zeros((256, obs_size)), jnp.zeros(256))
+    buf = replay.add(buf, replay.Batch(
+        obs=jax.random.normal(k1, (256, obs_size)),
+        action=jax.random.uniform(k2, (256, act_size), minval=-1, maxval=1),
+        reward=jnp.zeros(256), next_obs=jnp.zeros((256, obs_size)), terminated=jnp.zeros(256)))
     norm = normalizer.init(obs_size, enabled=False)
     return ens, members, buf, norm, jax.jit(distillation.make_phase(config, ens))
 
@@ -150,8 +151,7 @@ def test_epochs_run_ceil_e_filled_over_batch_steps():
     assert int(stats.steps) == 10 and _adam_steps(new, 1) == 10
     assert _adam_steps(new, 0) == _adam_steps(members, 0) == 0  # the teacher's own, untouched
     half = replay.init(256, 4, 2)
-    half = replay.add(half, buf.obs[:96], buf.action[:96], buf.reward[:96], buf.next_obs[:96],
-                      buf.terminated[:96])
+    half = replay.add(half, jax.tree.map(lambda x: x[:96], buf.data))
     new, stats = phase(members, half, norm, jnp.int32(0), jax.random.key(5))
     assert int(stats.steps) == 4 and _adam_steps(new, 1) == 4  # ceil(2.5 * 96 / 64)
     assert stats.kl_after[1] < stats.kl_before[1]

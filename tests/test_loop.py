@@ -48,7 +48,7 @@ def _probe(env):
 
 def test_truncation_bootstraps_the_critic_to_its_discounted_sum():
     trainer, state, _, _ = _probe("ProbeConstant")
-    assert float(state.buffer.terminated[: int(state.buffer.size)].max()) == 0.0
+    assert float(state.buffer.data.terminated[: int(state.buffer.size)].max()) == 0.0
     assert int(state.ring.count.sum()) > 0  # episodes did end, by the time limit
     q = _q(trainer, state, jnp.ones((16, 1)), jnp.linspace(-1, 1, 16)[:, None])
     np.testing.assert_allclose(q, 2.0, atol=0.08)  # truncation-as-termination gives 1.82
@@ -56,7 +56,7 @@ def test_truncation_bootstraps_the_critic_to_its_discounted_sum():
 
 def test_termination_stops_the_bootstrap():
     trainer, state, _, _ = _probe("ProbeTerminal")
-    assert float(state.buffer.terminated[: int(state.buffer.size)].min()) == 1.0
+    assert float(state.buffer.data.terminated[: int(state.buffer.size)].min()) == 1.0
     q = _q(trainer, state, jnp.ones((16, 1)), jnp.linspace(-1, 1, 16)[:, None])
     np.testing.assert_allclose(q, 1.0, atol=0.1)
 
@@ -138,7 +138,7 @@ def test_a_shortened_staggered_first_episode_never_enters_train_returns():
     config = tiny(env="ProbeConstant", algo="cikd", ensemble_size=2, num_envs=8, log_every=48,
                   stagger_episodes=True, learning_starts=10_000)
     _, states, logs = _stepwise(config, 3)  # 6 iterations per chunk, T = 10
-    start_t = np.asarray(states[0].env.t)
+    start_t = np.asarray(states[0].slots.env.t)
     assert (start_t > 4).any()  # some slots' first episodes end within the first chunk ...
     assert logs[0].episodes.sum() == 0  # ... and none of them counts
     assert np.isnan(logs[0].recent_return).all()
@@ -155,10 +155,10 @@ def test_reward_rate_is_each_members_mean_reward_since_the_last_phase_times_t():
                   learning_starts=16, distill_interval=32, distill_warmup=32,
                   election_metric="reward_rate")
     _, states, logs = _stepwise(config, 9)
-    rewards = np.asarray(states[-1].buffer.reward)  # iteration i wrote rows i*n .. i*n + n - 1
+    rewards = np.asarray(states[-1].buffer.data.reward)  # iteration i wrote rows i*n .. i*n + n - 1
     total, steps, phases = np.zeros(2), np.zeros(2), 0
     for it, log in enumerate(logs):
-        member, reward = np.asarray(states[it].member), rewards[it * n:(it + 1) * n]
+        member, reward = np.asarray(states[it].slots.member), rewards[it * n:(it + 1) * n]
         if it * n >= config.learning_starts:  # the members' policies acted
             for k in range(2):
                 total[k] += reward[member == k].sum()

@@ -19,7 +19,7 @@ from mjx_cikd.config import ConfigError
 from mjx_cikd.host import checkpoint, run
 from mjx_cikd.host.logger import read_metrics
 from mjx_cikd.loop import parallel
-from mjx_cikd.loop.trainer import make_train
+from mjx_cikd.loop.trainer import env_axis, make_train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = dict(algo="cikd", ensemble_size=2, num_envs=8, num_seeds=3, log_every=128,
@@ -54,7 +54,7 @@ def test_a_run_over_two_devices_keeps_one_set_of_members_and_learns_as_one_devic
     shapes = jax.eval_shape(jax.vmap(make_train(config).init), run.seed_keys(config))
     saved = checkpoint.restore(two, shapes, make_train(config).schedule(),
                                checkpoint.describe(config, "jax", shapes))
-    obs = np.asarray(saved.state.buffer.obs)  # [S, C, obs]
+    obs = np.asarray(saved.state.buffer.data.obs)  # [S, C, obs]
     half = obs.shape[1] // 2
     filled = int(saved.state.buffer.size[0])  # rows in each shard
     assert filled == 1024 // 2
@@ -100,16 +100,23 @@ def test_data_parallel_sizes_must_split_over_the_devices():
         parallel.devices_of(tiny(devices=2))
 
 
-def test_the_state_specs_split_per_env_leaves_and_buffer_rows_only():
+def _names(tree, keep=lambda leaf: True) -> set[str]:
+    return {jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_leaves_with_path(
+        tree, is_leaf=lambda x: isinstance(x, P)) if keep(x)}
+
+
+def test_the_state_specs_split_the_slots_and_the_buffer_rows_only():
+    """Chosen by structure (`trainer.env_axis`): every leaf of `slots` and `buffer.data`,
+    nothing else."""
     config = tiny(num_envs=8)
     trainer = make_train(config)
     shapes = jax.eval_shape(jax.vmap(trainer.init), run.seed_keys(config))
-    specs = parallel.state_specs(shapes, 8)
-    split = {jax.tree_util.keystr(p) for p, s in jax.tree_util.tree_leaves_with_path(
-        specs, is_leaf=lambda s: isinstance(s, P)) if s != P()}
-    assert ".member" in split and ".buffer.obs" in split and ".env.obs" in split
+    split = _names(parallel.state_specs(env_axis(shapes)), lambda s: s != P())
+    rows = {".buffer.data" + name for name in _names(shapes.buffer.data)}
+    slots = {".slots" + name for name in _names(shapes.slots)}
+    assert split == rows | slots
+    assert {".slots.member", ".slots.env.obs", ".buffer.data.obs"} <= split
     assert not any(name.startswith((".members", ".ring", ".norm", ".key")) for name in split)
-    assert ".buffer.ptr" not in split and ".buffer.size" not in split
 
 
 def test_two_processes_form_one_run_that_one_process_resumes(tmp_path):
@@ -158,14 +165,14 @@ def test_a_buffer_saved_over_two_devices_maps_onto_one_and_back():
     # what two devices hold: device d's rows are envs 2d, 2d+1 of every step
     shards = global_rows.reshape(steps, 2, n // 2).transpose(1, 0, 2).reshape(-1)
     buf = replay.init(n * steps, 1, 1)
-    two = buf.replace(obs=jnp.asarray(shards)[None, :, None], reward=jnp.asarray(shards)[None],
-                      action=jnp.asarray(shards)[None, :, None],
-                      next_obs=jnp.asarray(shards)[None, :, None],
-                      terminated=jnp.asarray(shards)[None],
+    rows = jnp.asarray(shards)[None]  # [S = 1, C]
+    two = buf.replace(data=replay.Batch(obs=rows[..., None], action=rows[..., None], reward=rows,
+                                        next_obs=rows[..., None], terminated=rows),
                       ptr=jnp.asarray([2]), size=jnp.asarray([6]))  # 3 steps of 2 rows each
     one = parallel.relayout(two, n, 2, 1)
-    np.testing.assert_array_equal(np.asarray(one.reward)[0], global_rows)
+    for field in one.data:  # every row array moves alike
+        np.testing.assert_array_equal(np.asarray(field).reshape(-1), global_rows)
     assert int(one.ptr[0]) == 4 and int(one.size[0]) == 12
     back = parallel.relayout(one, n, 1, 2)
-    np.testing.assert_array_equal(np.asarray(back.obs), np.asarray(two.obs))
+    np.testing.assert_array_equal(np.asarray(back.data.obs), np.asarray(two.data.obs))
     assert int(back.ptr[0]) == 2 and int(back.size[0]) == 6

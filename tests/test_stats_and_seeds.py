@@ -141,12 +141,12 @@ def test_seeds_get_different_initial_parameters_and_different_data():
     c0, c1 = (_flat(_seed(tuple(m.critic for m in first.members), s)) for s in (0, 1))
     assert np.abs(c0 - c1).max() > 1e-2
     # different data: envs start elsewhere, and the buffers hold different transitions
-    assert not np.allclose(first.env.obs[0], first.env.obs[1])
+    assert not np.allclose(first.slots.env.obs[0], first.slots.env.obs[1])
     size = np.asarray(after.buffer.size)
     assert size[0] == size[1] == config.iters_per_chunk * config.num_envs
     n = int(size[0])
     for field in ("obs", "action", "reward", "next_obs"):
-        rows = np.asarray(getattr(after.buffer, field))[:, :n]
+        rows = np.asarray(getattr(after.buffer.data, field))[:, :n]
         assert np.abs(rows[0] - rows[1]).max() > 1e-2, field
     # and the seeds keep training apart
     b0, b1 = _flat(_seed(_actors(after), 0)), _flat(_seed(_actors(after), 1))
@@ -159,8 +159,10 @@ def test_seed_s_of_a_multi_seed_run_equals_a_plain_run_with_seed_plus_s():
     for t in (0, CHUNKS):
         np.testing.assert_allclose(_flat(_seed(states2[t].members, 1)),
                                    _flat(_seed(states1[t].members, 0)), rtol=1e-3, atol=1e-3)
-    np.testing.assert_array_equal(_seed(states2[0].buffer.obs, 1), _seed(states1[0].buffer.obs, 0))
-    np.testing.assert_allclose(_seed(states2[-1].buffer.obs, 1), _seed(states1[-1].buffer.obs, 0),
+    np.testing.assert_array_equal(_seed(states2[0].buffer.data.obs, 1),
+                                  _seed(states1[0].buffer.data.obs, 0))
+    np.testing.assert_allclose(_seed(states2[-1].buffer.data.obs, 1),
+                               _seed(states1[-1].buffer.data.obs, 0),
                                rtol=1e-3, atol=1e-3)
     evals = 0
     for log2, log1 in zip(logs2, logs1):

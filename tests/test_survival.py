@@ -263,7 +263,8 @@ def test_rollback_restores_the_last_good_checkpoint_with_fresh_keys(tmp_path, ca
 
 def test_checkpoints_without_the_buffer_leave_it_out_and_resume_says_so(tmp_path, cache, capsys):
     def holds_buffer(run_dir) -> bool:  # orbax's index of the arrays a step holds
-        return ".buffer.obs" in (run_dir / "checkpoints" / "128" / "state" / "_METADATA").read_text()
+        index = run_dir / "checkpoints" / "128" / "state" / "_METADATA"
+        return ".buffer.data.obs" in index.read_text()
 
     full, lean = tmp_path / "full", tmp_path / "lean"
     train(tiny(total_steps=128, compile_cache=cache, **RUN), full, quiet=True)

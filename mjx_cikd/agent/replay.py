@@ -3,7 +3,8 @@
 One write of N rows per vector step at a modulo index (`dynamic_update_slice`); the capacity is a
 multiple of N so a write never wraps. Observations are stored raw: the shared normaliser is
 applied at sampling time, with its current statistics (`sample`, the one sampler of the SAC
-updates and the distillation). Each member draws its own batch.
+updates and the distillation). Each member draws its own batch. The rows are one pytree
+(`Replay.data`, a `Batch` of [C, ...] arrays): what splits, saves or moves them maps over it.
 """
 
 from __future__ import annotations
@@ -32,44 +33,44 @@ class Batch(NamedTuple):
 
 @struct.dataclass
 class Replay:
-    obs: jax.Array  # [C, obs]
-    action: jax.Array  # [C, A]
-    reward: jax.Array  # [C]
-    next_obs: jax.Array  # [C, obs]
-    terminated: jax.Array  # [C] float
+    """The ring: `data` holds every transition field as one pytree of [C, ...] rows (shaped by
+    a dummy `Batch`, as Brax's `UniformSamplingQueue(dummy_data_sample=...)` is), so that code
+    which splits, saves or moves the rows maps over `data` and never names its fields."""
+
+    data: Batch  # [C, ...] each
     ptr: jax.Array  # next row to write
     size: jax.Array  # rows holding data
 
     @property
     def capacity(self) -> int:
-        return self.reward.shape[0]
+        return jax.tree.leaves(self.data)[0].shape[0]
 
 
-def _row_bytes(obs_size: int, action_size: int) -> int:
-    return 4 * (2 * obs_size + action_size + 2)
+def dummy(obs_size: int, action_size: int) -> Batch:
+    """One transition of zeros: the shapes and dtypes of a row (float32 everywhere)."""
+    zeros = lambda *shape: jnp.zeros(shape, jnp.float32)  # noqa: E731
+    return Batch(obs=zeros(obs_size), action=zeros(action_size), reward=zeros(),
+                 next_obs=zeros(obs_size), terminated=zeros())
 
 
 def nbytes(capacity: int, obs_size: int, action_size: int) -> int:
-    """Bytes the buffer's arrays take on the device (float32 everywhere)."""
-    return capacity * _row_bytes(obs_size, action_size)
+    """Bytes the buffer's arrays take on the device."""
+    row = jax.eval_shape(lambda: dummy(obs_size, action_size))
+    return capacity * int(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(row)))
 
 
 def init(capacity: int, obs_size: int, action_size: int) -> Replay:
-    zeros = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)  # noqa: E731
-    return Replay(obs=zeros(obs_size), action=zeros(action_size), reward=zeros(),
-                  next_obs=zeros(obs_size), terminated=zeros(), ptr=jnp.zeros((), jnp.int32),
-                  size=jnp.zeros((), jnp.int32))
+    data = jax.tree.map(lambda x: jnp.zeros((capacity, *x.shape), x.dtype),
+                        dummy(obs_size, action_size))
+    return Replay(data=data, ptr=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
-def add(buf: Replay, obs, action, reward, next_obs, terminated) -> Replay:
+def add(buf: Replay, rows: Batch) -> Replay:
     """Write N rows at `ptr`; the oldest rows are overwritten once the ring is full."""
-    n = reward.shape[0]
-    write = lambda dst, src: jax.lax.dynamic_update_slice_in_dim(  # noqa: E731
-        dst, src.astype(dst.dtype), buf.ptr, axis=0)
-    return buf.replace(obs=write(buf.obs, obs), action=write(buf.action, action),
-                       reward=write(buf.reward, reward), next_obs=write(buf.next_obs, next_obs),
-                       terminated=write(buf.terminated, terminated),
-                       ptr=(buf.ptr + n) % buf.capacity,
+    n = rows.reward.shape[0]
+    data = jax.tree.map(lambda dst, src: jax.lax.dynamic_update_slice_in_dim(
+        dst, src.astype(dst.dtype), buf.ptr, axis=0), buf.data, rows)
+    return buf.replace(data=data, ptr=(buf.ptr + n) % buf.capacity,
                        size=jnp.minimum(buf.size + n, buf.capacity))
 
 
@@ -79,8 +80,7 @@ def sample_indices(buf: Replay, key: jax.Array, shape: tuple[int, ...]) -> jax.A
 
 def gather(buf: Replay, idx: jax.Array) -> Batch:
     """The rows `idx` as stored (raw observations)."""
-    return Batch(obs=buf.obs[idx], action=buf.action[idx], reward=buf.reward[idx],
-                 next_obs=buf.next_obs[idx], terminated=buf.terminated[idx])
+    return jax.tree.map(lambda x: x[idx], buf.data)
 
 
 def sample(buf: Replay, norm: norm_lib.Normalizer, key: jax.Array, shape) -> Batch:
@@ -119,5 +119,4 @@ def device_memory_bytes() -> int | None:
 
 def arrays_nbytes(buf: Replay) -> int:
     """Bytes actually held by the buffer's data arrays (for the benchmark's check)."""
-    return int(sum(np.prod(x.shape) * x.dtype.itemsize
-                   for x in (buf.obs, buf.action, buf.reward, buf.next_obs, buf.terminated)))
+    return int(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(buf.data)))

@@ -49,12 +49,13 @@ def prefilled_buffer(config, task, key):
     (what the trainer samples from in steady state; the values do not change the cost)."""
     c, o, a = config.buffer_rows, task.obs_size, task.action_size
     k = jax.random.split(key, 4)
-    buf = replay.init(c, o, a).replace(
+    buf = replay.init(c, o, a)
+    buf = buf.replace(data=buf.data._replace(
         obs=jax.random.normal(k[0], (c, o)), next_obs=jax.random.normal(k[1], (c, o)),
         action=jax.random.uniform(k[2], (c, a), minval=-1.0, maxval=1.0),
-        reward=jax.random.normal(k[3], (c,)), ptr=jnp.zeros((), jnp.int32),
+        reward=jax.random.normal(k[3], (c,))), ptr=jnp.zeros((), jnp.int32),
         size=jnp.asarray(c, jnp.int32))
-    norm = norm_lib.update(norm_lib.init(o, config.normalize_obs), buf.obs[:4096])
+    norm = norm_lib.update(norm_lib.init(o, config.normalize_obs), buf.data.obs[:4096])
     return buf, norm
 
 

@@ -95,9 +95,15 @@ def warp_available() -> bool:
     return True
 
 
-def resolve_impl(name: str, impl: str) -> str:
-    """The MJX implementation a task will run with, or a ConfigError (unknown task included)."""
+def resolve_impl(name: str, impl: str, devices: int = 1) -> str:
+    """The MJX implementation a task will run with over `devices`, or a ConfigError (unknown
+    task included). MuJoCo Warp runs on one device: its state keeps leaves without an env axis
+    (`_per_env`), which a mesh cannot split, so a run over several takes MJX-JAX."""
     check_task(name)
+    if impl == "warp" and devices > 1:
+        raise ConfigError(f"--impl warp runs on one device (MuJoCo Warp's state has leaves "
+                          f"without an env axis): use --impl jax (or auto) with --devices "
+                          f"{devices}")
     if name in probes.PROBE_TASKS:
         return "jax"
     if name in BRAX_TASKS:
@@ -107,10 +113,18 @@ def resolve_impl(name: str, impl: str) -> str:
     if impl == "warp" and not warp_available():
         raise ConfigError("--impl warp needs MuJoCo Warp: pip install warp-lang")
     if impl == "auto":
-        if not warp_available() or jax.default_backend() != "cpu":
+        if devices > 1 or not warp_available() or jax.default_backend() != "cpu":
             return "jax"
         return "jax" if name.startswith(_AUTO_CPU_PREFERS_JAX) else "warp"
     return impl
+
+
+def impl_note(name: str, impl: str, devices: int) -> str | None:
+    """One line when `--impl auto` took MJX-JAX only because the run spans several devices."""
+    if impl != "auto" or devices <= 1 or resolve_impl(name, impl) != "warp":
+        return None
+    return (f"--impl auto takes MJX-JAX for {name} over {devices} devices (MuJoCo Warp, its "
+            f"choice on one device, runs on one only)")
 
 
 @contextlib.contextmanager
@@ -313,7 +327,7 @@ def _clean(obs: jax.Array) -> jax.Array:
 def make_task(config: Config) -> Task:
     """Build the task named by `config.env` with its implementation and time limit."""
     name = config.env
-    impl = resolve_impl(name, config.impl)
+    impl = resolve_impl(name, config.impl, config.devices)
     mj_model = None
     if name in probes.PROBE_TASKS:
         env = probes.make(name)
@@ -332,6 +346,13 @@ def make_task(config: Config) -> Task:
             env = registry.load(name, config_overrides={"impl": impl})
         if impl == "warp":
             _no_overflow_prints(env)
+        if impl == "jax" and jax.process_count() > 1:
+            # MJX puts the model on jax.devices()[0] (mujoco/mjx/_src/io.py:89), which in a run of
+            # several processes is process 0's: every other one would close over an array it
+            # cannot read. Each process's own copy instead (Playground keeps it in _mjx_model).
+            from mujoco import mjx
+
+            env._mjx_model = mjx.put_model(env.mj_model, device=jax.local_devices()[0], impl=impl)
         limit = int(env._config.episode_length)
         mj_model = env.mj_model
     if config.episode_length:

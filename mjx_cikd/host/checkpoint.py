@@ -8,7 +8,10 @@ newest `keep` steps are kept. `meta` names what the state belongs to: the config
 the computation (`config.RESUMABLE` and `run_dir` left out), the task's implementation and the
 state's leaf shapes. `restore` refuses a checkpoint whose meta differs from the run that resumes
 it, naming the difference. Without the replay buffer (`--checkpoint_buffer false`) the buffer's
-leaves are not written; a restore then keeps the template's (empty) buffer. A checkpoint
+rows (`Replay.data`) are not written; a restore then keeps the template's (empty) rows. Leaves are
+chosen by the state's structure; their paths only name them in the files, so a checkpoint
+written before the state took its present structure (replay rows in `data`, per-slot fields in
+`slots`) is refused as another run's. A checkpoint
 written over D devices restores on any other number that divides N (`meta.shards`: the buffer's
 rows are mapped to the new layout by `parallel.relayout`).
 
@@ -41,16 +44,19 @@ def is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+def _held(state, with_buffer: bool):
+    """The part of the state a checkpoint holds: all of it, or all but the replay buffer's rows
+    (`Replay.data`, left out by structure: its `ptr` and `size` stay)."""
+    buffer = state.buffer
+    return state if with_buffer else state.replace(buffer=buffer.replace(data=None))
+
+
 def _leaves(state, with_buffer: bool) -> list[tuple[str, Any]]:
-    """(path, leaf) of the state's leaves that a checkpoint holds: not the empty ones (Warp has
-    some), and not the replay buffer's unless `with_buffer`."""
-    out = []
-    for path, x in jax.tree_util.tree_leaves_with_path(state):
-        name = jax.tree_util.keystr(path)
-        if np.prod(x.shape) == 0 or (not with_buffer and name.startswith(".buffer")):
-            continue
-        out.append((name, x))
-    return out
+    """(path, leaf) of the leaves of `_held(state, with_buffer)`, but the empty ones (MJX and
+    Warp have some): the path is the leaf's name in the checkpoint, never how it is chosen."""
+    return [(jax.tree_util.keystr(path), x)
+            for path, x in jax.tree_util.tree_leaves_with_path(_held(state, with_buffer))
+            if np.prod(x.shape) != 0]
 
 
 def _raw(x):
@@ -74,10 +80,13 @@ def _shapes(state, with_buffer: bool) -> dict[str, str]:
 
 
 def describe(config, impl: str, state) -> dict:
-    """The meta of a checkpoint of `state` (a TrainState over seeds, or its shapes)."""
+    """The meta of a checkpoint of `state` (a TrainState over seeds, or its shapes): `shapes` of
+    every leaf it holds but the buffer's rows, `rows` of those (compared only when saved)."""
     fields = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE + ("run_dir",)}
+    shapes = _shapes(state, False)
+    rows = {k: v for k, v in _shapes(state, True).items() if k not in shapes}
     return dict(config=fields, impl=impl, buffer=config.checkpoint_buffer,
-                shards=parallel.shards(config), shapes=_shapes(state, config.checkpoint_buffer))
+                shards=parallel.shards(config), shapes=shapes, rows=rows)
 
 
 def path(run_dir, root: str = DIR) -> pathlib.Path:
@@ -132,7 +141,7 @@ def save(run_dir, step: int, state, schedule, meta: dict, keep: int, root: str =
 
 def save_best(run_dir, step: int, state, schedule, meta: dict, score: float) -> None:
     """`step` as the run's best evaluation (`score`), replacing the one kept before."""
-    lean = dict(meta, buffer=False, shapes=_strip_buffer(meta["shapes"]), score=float(score))
+    lean = dict(meta, buffer=False, score=float(score))  # its shapes never held the rows
     save(run_dir, step, state, schedule, lean, 1, BEST)
 
 
@@ -163,16 +172,13 @@ def _difference(have: dict, want: dict) -> str | None:
         k = fields[0]
         return (f"its config differs in {', '.join(fields)} (e.g. {k}: checkpoint "
                 f"{have.get('config', {}).get(k)!r}, run {want['config'].get(k)!r})")
-    shapes = want["shapes"] if have.get("buffer") else _strip_buffer(want["shapes"])
-    for name in sorted(set(have.get("shapes", {})) | set(shapes)):
-        if have.get("shapes", {}).get(name) != shapes.get(name):
-            return (f"its state differs in shape at {name} (checkpoint "
-                    f"{have.get('shapes', {}).get(name)}, run {shapes.get(name)})")
+    for part in ("shapes", "rows") if have.get("buffer") else ("shapes",):
+        mine, theirs = have.get(part, {}), want[part]
+        for name in sorted(set(mine) | set(theirs)):
+            if mine.get(name) != theirs.get(name):
+                return (f"its state differs in shape at {name} (checkpoint {mine.get(name)}, "
+                        f"run {theirs.get(name)})")
     return None
-
-
-def _strip_buffer(shapes: dict) -> dict:
-    return {k: v for k, v in shapes.items() if not k.startswith(".buffer")}
 
 
 def _read(run_dir, step: int, read, root: str = DIR):

@@ -27,7 +27,7 @@ from mjx_cikd.host import checkpoint, interrupt, records, resources, start_cache
 from mjx_cikd.host.logger import NullLogger, RunLogger, claim
 from mjx_cikd.host.progress import Progress
 from mjx_cikd.loop import faults, parallel
-from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, TrainState, make_train
+from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, TrainState, env_axis, make_train
 
 
 def enable_compile_cache(path: str) -> None:
@@ -79,15 +79,19 @@ def build(config: Config, trainer: Trainer | None = None,
     keys = seed_keys(config)
     first = start_cache.prepare(trainer, keys, cache_dir)
     state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, first.shape)
-    shardings, sched_sharding = None, None
-    if config.devices > 1:  # over a device mesh (parallel.py)
-        shardings = parallel.shardings(config, state_shape)
+    shardings, sched_sharding, out_shardings = None, None, None
+    if config.devices > 1:  # over a device mesh (parallel.py), the state split by its structure
+        layout = env_axis(state_shape)
+        shardings = parallel.shardings(config, layout)
         sched_sharding = parallel.replicated(config)
-        chunk = parallel.sharded_chunk(config, chunk, state_shape)
+        chunk = parallel.sharded_chunk(config, chunk, layout)
+        # the state leaves the chunk as it came in (zero-size leaves included): the next takes it
+        out_shardings = (shardings, sched_sharding, None)
     # over several processes each builds the whole state and `place` keeps its devices' parts
     init = jax.jit(jax.vmap(trainer.init),
                    out_shardings=shardings if jax.process_count() == 1 else None)
-    chunk = jax.jit(chunk, in_shardings=(shardings, sched_sharding), donate_argnums=0)
+    chunk = jax.jit(chunk, in_shardings=(shardings, sched_sharding), out_shardings=out_shardings,
+                    donate_argnums=0)
     init_c = init.lower(keys, first.shape).compile()
     chunk_c = chunk.lower(state_shape, trainer.schedule()).compile()
     return Compiled(trainer=trainer, first=first, init=init_c, chunk=chunk_c,
@@ -337,9 +341,9 @@ def _train(config: Config, task: envs.Task, nbytes: int, run_dir: pathlib.Path, 
         f"{config.ensemble_size}, num_envs={config.num_envs}, seeds={config.num_seeds}; replay "
         f"buffer {config.buffer_rows:,} transitions = {nbytes / 2**20:.1f} MiB "
         f"({nbytes / config.num_seeds / 2**20:.1f} MiB per seed)")
-    note = phase_cost_note(config)
-    if note:
-        say(f"[mjx_cikd] note: {note}")
+    for note in (envs.impl_note(config.env, config.impl, config.devices), phase_cost_note(config)):
+        if note:
+            say(f"[mjx_cikd] note: {note}")
     for warning in budget_warnings(config, task.episode_length):
         say(f"[mjx_cikd] warning: {warning}")
     start = time.perf_counter()

@@ -1,11 +1,12 @@
 """One run over several devices: a one-axis device mesh, and what the loop does on it.
 
-`--devices D --parallel data`: the N envs, their episode bookkeeping and the replay buffer are
-split over the mesh's `data` axis (`state_specs`); the whole chunk runs under one `shard_map`, so
-every device steps its N/D envs and writes its own buffer shard of C/D rows. Each member's batch
-of B is drawn as B/D rows on every device from its own shard, and the gradients are averaged
-over `data` before the optimiser (`optimizer`), so every device holds the same parameters; the
-ensemble axis never mixes members. What the election, the policy selection and the normaliser
+`--devices D --parallel data`: the N envs, their episode bookkeeping and the replay buffer's rows
+are split over the mesh's `data` axis (`state_specs`, chosen by the state's structure:
+`trainer.env_axis`); the whole chunk runs under one `shard_map`, so every device steps its N/D
+envs and writes its own buffer shard of C/D rows. Each member's batch of B is drawn as B/D rows
+on every device from its own shard, and the gradients are averaged over `data` before the
+optimiser (`optimizer`), so every device holds the same parameters; the ensemble axis never
+mixes members. What the election, the policy selection and the normaliser
 read is gathered from all devices (`gather`); the distillation is data-parallel the same way;
 the evaluation runs whole on every device (same keys, same result). Randomness that must differ
 per device (actions, resets, member draws, batches) folds in the device's index (`local_key`).
@@ -34,10 +35,6 @@ from jax.sharding import PartitionSpec as P
 from mjx_cikd.config import Config, ConfigError
 
 AXIS = "data"
-# the TrainState fields with one entry per env slot, and the replay buffer's row arrays
-_PER_ENV = (".env", ".member", ".ep_return", ".ep_full", ".ep_start")
-_ROWS = (".buffer.obs", ".buffer.action", ".buffer.reward", ".buffer.next_obs",
-         ".buffer.terminated")
 
 
 def join(coordinator: str, num_processes: int, process_id: int) -> None:
@@ -92,9 +89,8 @@ def check(config: Config, task) -> None:
     """A ConfigError, before anything is built, for a device layout this run cannot have."""
     if config.devices > 1:
         devices_of(config)
-    if data_parallel(config) and task.fixed_starts:
-        raise ConfigError("--parallel data runs MJX-JAX tasks (MuJoCo Warp's state has leaves "
-                          "without an env axis; untested): use --impl jax or --parallel seeds")
+    if config.devices > 1 and task.fixed_starts:  # envs.resolve_impl refuses it before this
+        raise ConfigError("MuJoCo Warp runs on one device: use --impl jax with --devices")
 
 
 def mesh(config: Config) -> Mesh:
@@ -145,27 +141,20 @@ class Parallel:
 # --- around the chunk ---------------------------------------------------------------------
 
 
-def _name(path) -> str:
-    return jax.tree_util.keystr(path)
+def state_specs(layout) -> Any:
+    """A PartitionSpec per state leaf (seeds on the leading axis), from the state's layout (a
+    pytree of bools beside it, `trainer.env_axis`): the leaves over env slots or replay rows
+    split over `data` on their second axis, everything else replicated."""
+    return jax.tree.map(lambda split: P(None, AXIS) if split else P(), layout)
 
 
-def state_specs(state_shape, num_envs: int) -> Any:
-    """A PartitionSpec per TrainState leaf (seeds on the leading axis): per-env leaves and the
-    buffer's rows split over `data` on their second axis, everything else replicated."""
-    def spec(path, x):
-        name = _name(path)
-        per_env = name.startswith(_PER_ENV) and x.ndim >= 2 and x.shape[1] == num_envs
-        return P(None, AXIS) if per_env or name in _ROWS else P()
-
-    return jax.tree_util.tree_map_with_path(spec, state_shape)
-
-
-def shardings(config: Config, state_shape) -> Any:
-    """NamedShardings of the state: by `state_specs` (data) or by seed (seeds)."""
+def shardings(config: Config, layout) -> Any:
+    """NamedShardings of the state (`layout` as in `state_specs`): by `state_specs` (data) or
+    by seed (seeds)."""
     m = mesh(config)
     if config.parallel == "seeds":
-        return jax.tree.map(lambda x: NamedSharding(m, P(AXIS)), state_shape)
-    return jax.tree.map(lambda s: NamedSharding(m, s), state_specs(state_shape, config.num_envs),
+        return jax.tree.map(lambda _: NamedSharding(m, P(AXIS)), layout)
+    return jax.tree.map(lambda s: NamedSharding(m, s), state_specs(layout),
                         is_leaf=lambda s: isinstance(s, P))
 
 
@@ -173,12 +162,15 @@ def replicated(config: Config) -> NamedSharding:
     return NamedSharding(mesh(config), P())
 
 
-def sharded_chunk(config: Config, chunk, state_shape):
+def sharded_chunk(config: Config, chunk, layout):
     """The seeds-vmapped chunk over the mesh: under `shard_map` (data; the schedule and the log
-    replicated), or as it is, the state's seed axis placed on the devices (seeds). To jit."""
+    replicated), or as it is, the state's seed axis placed on the devices (seeds). To jit, with
+    the state's shardings as its output's too (`run.build`): XLA otherwise hands back the
+    zero-size leaves (MJX's empty `history`, `mocap_pos`, ... of a DM Control task) replicated,
+    and the next chunk, compiled for them split, refuses them."""
     if config.parallel == "seeds":
         return chunk
-    specs = state_specs(state_shape, config.num_envs)
+    specs = state_specs(layout)
     return jax.shard_map(chunk, mesh=mesh(config), in_specs=(specs, P()),
                          out_specs=(specs, P(), P()), check_vma=False)
 
@@ -203,9 +195,7 @@ def relayout(buffer, num_envs: int, old: int, new: int):
         ring = ring.reshape(s, steps, new, num_envs // new, *rest)
         return jnp.asarray(np.swapaxes(ring, 1, 2).reshape(s, c, *rest))
 
-    return buffer.replace(obs=rows(buffer.obs), action=rows(buffer.action),
-                          reward=rows(buffer.reward), next_obs=rows(buffer.next_obs),
-                          terminated=rows(buffer.terminated), ptr=buffer.ptr * old // new,
+    return buffer.replace(data=jax.tree.map(rows, buffer.data), ptr=buffer.ptr * old // new,
                           size=buffer.size * old // new)
 
 

@@ -38,14 +38,22 @@ METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q")
 
 
 @struct.dataclass
-class TrainState:
-    """Everything one seed carries from iteration to iteration."""
+class Slots:
+    """What each of the N env slots carries: every leaf has the env axis first (after a seed
+    axis), which is what the data-parallel mesh splits (`env_axis`)."""
 
     env: envs.EnvState
     member: jax.Array  # [N] which member runs each env slot
     ep_return: jax.Array  # [N] return of the running episode
     ep_full: jax.Array  # [N] the running episode began at t = 0 (a staggered first one did not)
     ep_start: jax.Array  # [N] phase points passed when the running episode began
+
+
+@struct.dataclass
+class TrainState:
+    """Everything one seed carries from iteration to iteration."""
+
+    slots: Slots
     ring: election.ReturnRing  # train_returns
     rate: election.RewardRate  # reward_rate, since the last phase point
     last_eval: jax.Array  # [K] the eval statistic of the last phase point (NaN before)
@@ -57,6 +65,17 @@ class TrainState:
     eval_start: envs.EnvState | None = None  # the task's fixed evaluation starts, if it has them
     audit_start: envs.EnvState | None = None  # and the audit's own (`envs.Starts`)
     election_start: envs.EnvState | None = None  # and the election's, with a count of its own
+
+
+def env_axis(state: TrainState) -> TrainState:
+    """The state's layout, a pytree of bools built beside it: True at the leaves whose axis
+    after the seeds' runs over env slots or replay rows (`Slots`, `Replay.data`), False at the
+    rest. Data parallelism splits the True leaves over devices (`parallel.state_specs`); chosen
+    by structure, so a renamed or added field lands on its side without a list to keep."""
+    layout = jax.tree.map(lambda _: False, state)
+    rows = layout.buffer
+    on = lambda tree: jax.tree.map(lambda _: True, tree)  # noqa: E731
+    return layout.replace(slots=on(layout.slots), buffer=rows.replace(data=on(rows.data)))
 
 
 class Schedule(NamedTuple):
@@ -203,11 +222,11 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         (`Trainer.starts`, which `start_cache` may have kept on disk), simulated when not given."""
         keys = InitKeys.of(key)
         first = seed_starts(task, layout, key) if first is None else first
+        slots = Slots(env=first.env, member=selection.draw_members(keys.member, n, k),
+                      ep_return=jnp.zeros(n), ep_full=first.env.t == 0,
+                      ep_start=jnp.zeros(n, jnp.int32))
         return TrainState(
-            env=first.env,
-            member=selection.draw_members(keys.member, n, k),
-            ep_return=jnp.zeros(n), ep_full=first.env.t == 0,
-            ep_start=jnp.zeros(n, jnp.int32),
+            slots=slots,
             ring=election.init_ring(k, config.return_window), rate=election.init_rate(k),
             last_eval=jnp.full(k, jnp.nan),
             buffer=replay.init(config.buffer_rows, task.obs_size, a),
@@ -267,11 +286,12 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
 
     def extra_phase(state: TrainState, phases, key, audit_key):
         """The "(extra)" baselines: the phase's gradient steps spent on SAC updates instead."""
-        steps = distillation.phase_steps(config, par.total(state.buffer.size))
+        buffer = state.buffer
+        steps = distillation.phase_steps(config, par.total(buffer.size))
 
         def one(i, members):
             k_batch, k_update = jax.random.split(jax.random.fold_in(key, i))
-            batch = replay.sample(state.buffer, state.norm, k_batch,
+            batch = replay.sample(buffer, state.norm, k_batch,
                                   (k, par.local(config.distill_batch_size)))
             return ensemble.update(members, batch, jax.random.split(k_update, k))[0]
 
@@ -307,14 +327,16 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         steps_after = steps_before + n
         acting = steps_before >= config.learning_starts  # the members' policies act
 
-        action = act(ensemble, state.members, state.norm, state.env.obs, state.member, k_act)
+        slots = state.slots
+        action = act(ensemble, state.members, state.norm, slots.env.obs, slots.member, k_act)
         uniform = jax.random.uniform(k_rand, action.shape, minval=-1.0, maxval=1.0)
         action = jnp.where(acting, action, uniform)
 
-        env, out = task.step(state.env, action, k_env)
-        buffer = replay.add(state.buffer, state.env.obs, action, out.reward, out.next_obs,
-                            out.terminated.astype(jnp.float32))
-        ep_return = state.ep_return + out.reward
+        env, out = task.step(slots.env, action, k_env)
+        buffer = replay.add(state.buffer, replay.Batch(
+            obs=slots.env.obs, action=action, reward=out.reward, next_obs=out.next_obs,
+            terminated=out.terminated.astype(jnp.float32)))
+        ep_return = slots.ep_return + out.reward
         finished = out.terminated | out.truncated
         probs = None
         if config.policy_selection != "uniform":
@@ -325,19 +347,20 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
                 config.policy_selection, scores(state), config.selection_temperature, epsilon),
                 1.0 / k)
         # what the shared statistics read comes from every device's envs
-        everyone = par.gather(dict(member=state.member, ep_return=ep_return,
+        everyone = par.gather(dict(member=slots.member, ep_return=ep_return,
                                    next_obs=out.next_obs, reward=out.reward,
-                                   ended=finished & state.ep_full, ep_start=state.ep_start))
+                                   ended=finished & slots.ep_full, ep_start=slots.ep_start))
+        slots = Slots(
+            env=env, ep_return=jnp.where(finished, 0.0, ep_return),
+            ep_full=slots.ep_full | finished,
+            ep_start=jnp.where(finished, sched.phases, slots.ep_start),
+            member=selection.redraw_finished(k_sel, slots.member, finished, k, probs))
         state = state.replace(
-            env=env, buffer=buffer, key=key,
+            slots=slots, buffer=buffer, key=key,
             norm=norm_lib.update(state.norm, everyone["next_obs"]),
             ring=election.record(state.ring, everyone["member"], everyone["ep_return"],
                                  everyone["ended"], everyone["ep_start"]),
-            rate=election.accumulate(state.rate, everyone["member"], everyone["reward"], acting),
-            ep_return=jnp.where(finished, 0.0, ep_return),
-            ep_full=state.ep_full | finished,
-            ep_start=jnp.where(finished, sched.phases, state.ep_start),
-            member=selection.redraw_finished(k_sel, state.member, finished, k, probs))
+            rate=election.accumulate(state.rate, everyone["member"], everyone["reward"], acting))
 
         learning = steps_after >= config.learning_starts
         state, metrics = jax.lax.cond(
