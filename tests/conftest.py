@@ -21,6 +21,24 @@ def tiny(**overrides):
 
 
 
+def stepwise(config, iterations):
+    """One iteration per chunk (log_every = N): (trainer, the states before and after every
+    iteration, the logs)."""
+    import jax
+
+    from mjx_cikd.loop.trainer import make_train
+
+    trainer = make_train(config)
+    run_chunk = jax.jit(trainer.chunk)
+    state, sched = jax.jit(trainer.init)(jax.random.key(0)), trainer.schedule()
+    states, logs = [state], []
+    for _ in range(iterations):
+        state, sched, log = run_chunk(state, sched)
+        states.append(state)
+        logs.append(jax.device_get(log))
+    return trainer, states, logs
+
+
 def script(name: str):
     """scripts/NAME.py as a module (its `main(argv)` called in-process)."""
     path = pathlib.Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"

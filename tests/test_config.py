@@ -202,9 +202,9 @@ def test_reproduce_help_shows_only_what_it_accepts():
 
 def test_a_bare_bool_flag_means_true_and_still_takes_a_value():
     config, _ = config_from_args(["--algo", "ensemble", "--extra_updates", "--normalize_obs",
-                                  "false", "--progress"])
+                                  "false", "--tensorboard"])
     assert config.extra_updates is True and config.normalize_obs is False
-    assert config.progress is True
+    assert config.tensorboard is True
     config, _ = config_from_args(["--hard_copy", "--num_envs", "8", "--stagger_episodes=no"])
     assert config.hard_copy is True and config.num_envs == 8 and not config.stagger_episodes
 
@@ -312,7 +312,7 @@ def test_the_readme_knob_table_gives_the_schema_defaults():
     for row in table:
         flags, defaults = row.split(" | ")[:2]
         names = [f[2:] for f in re.findall(r"`(--\w+)`", flags)]
-        given = [d.split(" (")[0].strip("` ") for d in defaults.split(" / ")]
+        given = [d.split(" (")[0].strip("` ").strip('"') for d in defaults.split(" / ")]
         assert len(names) == len(given), row
         for name, text_default in zip(names, given):
             default = FIELDS[name].default

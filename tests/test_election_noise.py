@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import stepwise, tiny
 
 from mjx_cikd.agent import sac as sac_lib
 from mjx_cikd.cikd import election
@@ -130,26 +130,14 @@ def test_the_confident_rule_skips_a_phase_whose_lead_is_noise_and_says_so(tmp_pa
     assert np.concatenate([log.phase.ran for log in argmax_logs]).sum() == elected.sum()
 
 
-def _phase_iterations(config, iterations):
-    trainer = make_train(config)
-    run_chunk = jax.jit(trainer.chunk)
-    state, sched = jax.jit(trainer.init)(jax.random.key(0)), trainer.schedule()
-    states, logs = [state], []
-    for _ in range(iterations):
-        state, sched, log = run_chunk(state, sched)
-        states.append(state)
-        logs.append(jax.device_get(log))
-    return states, logs
-
-
 STEP = dict(env="ProbeTarget", algo="cikd", ensemble_size=3, num_envs=8, log_every=8,
             learning_starts=8, distill_interval=24, distill_warmup=24, distill_steps=5,
             distill_lr=1e-3, actor_lr=3e-4, critic_lr=3e-4)
 
 
 def test_handover_gives_the_students_the_distillations_adam_and_leaves_the_teacher():
-    states, logs = _phase_iterations(tiny(**STEP, distill_optimizer="handover"), 4)
-    fresh_states, _ = _phase_iterations(tiny(**STEP), 4)
+    _, states, logs = stepwise(tiny(**STEP, distill_optimizer="handover"), 5)
+    _, fresh_states, _ = stepwise(tiny(**STEP), 5)
     post, log = states[3], logs[2]  # the phase ran at the end of iteration 3
     assert log.phase.ran[0]
     teacher = int(log.phase.teacher[0])
@@ -174,8 +162,7 @@ def test_handover_gives_the_students_the_distillations_adam_and_leaves_the_teach
                         jax.tree.leaves(fresh_states[i].members[0].actor)):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     # ... and the next SAC update differs: the students now step at 1e-3
-    after, _ = _phase_iterations(tiny(**STEP, distill_optimizer="handover"), 5)
-    fresh_after, _ = _phase_iterations(tiny(**STEP), 5)
+    after, fresh_after = states, fresh_states
     student = int(np.flatnonzero(np.arange(3) != teacher)[0])
     moved = np.abs(np.asarray(jax.tree.leaves(after[5].members[0].actor)[0])[student]
                    - np.asarray(jax.tree.leaves(fresh_after[5].members[0].actor)[0])[student])
@@ -183,14 +170,14 @@ def test_handover_gives_the_students_the_distillations_adam_and_leaves_the_teach
 
 
 def test_fresh_keeps_the_plain_adam_state():
-    states, _ = _phase_iterations(tiny(**STEP), 4)
+    _, states, _ = stepwise(tiny(**STEP), 4)
     assert not hasattr(states[-1].members[0].actor_opt[1], "hyperparams")
 
 
 def test_lr_after_warmup_sets_every_members_lr_at_the_first_phase_point_and_nothing_else():
     config = tiny(**dict(STEP, algo="ensemble"), lr_after_warmup=1e-3)
-    states, logs = _phase_iterations(config, 4)
-    plain, _ = _phase_iterations(tiny(**dict(STEP, algo="ensemble")), 4)
+    _, states, logs = stepwise(config, 4)
+    _, plain, _ = stepwise(tiny(**dict(STEP, algo="ensemble")), 4)
     assert [bool(log.phase.due[0]) for log in logs] == [False, False, True, False]
     for i, state in enumerate(states):
         lr = np.asarray(sac_lib.learning_rate(state.members[0].actor_opt))

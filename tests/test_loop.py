@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import stepwise, tiny
 
 from mjx_cikd.agent import normalizer
 from mjx_cikd.loop.evaluation import make_score
@@ -120,24 +120,10 @@ def test_extra_updates_spend_the_phases_gradient_steps_on_sac(algo, k):
     np.testing.assert_array_equal(gained, [8 * phases] * k)
 
 
-def _stepwise(config, iterations):
-    """One iteration per chunk (log_every = N): the states before and after every iteration,
-    and the logs."""
-    trainer = make_train(config)
-    run_chunk = jax.jit(trainer.chunk)
-    state, sched = jax.jit(trainer.init)(jax.random.key(0)), trainer.schedule()
-    states, logs = [state], []
-    for _ in range(iterations):
-        state, sched, log = run_chunk(state, sched)
-        states.append(state)
-        logs.append(jax.device_get(log))
-    return trainer, states, logs
-
-
 def test_a_shortened_staggered_first_episode_never_enters_train_returns():
     config = tiny(env="ProbeConstant", algo="cikd", ensemble_size=2, num_envs=8, log_every=48,
                   stagger_episodes=True, learning_starts=10_000)
-    _, states, logs = _stepwise(config, 3)  # 6 iterations per chunk, T = 10
+    _, states, logs = stepwise(config, 3)  # 6 iterations per chunk, T = 10
     start_t = np.asarray(states[0].slots.env.t)
     assert (start_t > 4).any()  # some slots' first episodes end within the first chunk ...
     assert logs[0].episodes.sum() == 0  # ... and none of them counts
@@ -154,7 +140,7 @@ def test_reward_rate_is_each_members_mean_reward_since_the_last_phase_times_t():
     config = tiny(env="ProbeTarget", algo="cikd", ensemble_size=2, num_envs=n, log_every=n,
                   learning_starts=16, distill_interval=32, distill_warmup=32,
                   election_metric="reward_rate")
-    _, states, logs = _stepwise(config, 9)
+    _, states, logs = stepwise(config, 9)
     rewards = np.asarray(states[-1].buffer.data.reward)  # iteration i wrote rows i*n .. i*n + n - 1
     total, steps, phases = np.zeros(2), np.zeros(2), 0
     for it, log in enumerate(logs):
@@ -176,7 +162,7 @@ def test_an_evaluation_on_a_phase_iteration_sees_the_members_before_the_phase():
     config = tiny(env="ProbeTarget", algo="cikd", ensemble_size=3, num_envs=8, log_every=8,
                   learning_starts=10_000, distill_interval=24, distill_warmup=24, eval_every=24,
                   distill_steps=32, audit_election=True)
-    trainer, states, logs = _stepwise(config, 3)
+    trainer, states, logs = stepwise(config, 3)
     pre, post, log = states[2], states[3], logs[2]
     assert log.phase.due[0] and log.phase.ran[0] and log.eval_due[0]
     eval_key = jax.random.fold_in(pre.eval_key, 2)
@@ -239,7 +225,8 @@ def test_under_fixed_starts_the_audit_plays_episodes_of_its_own():
     first = trainer.starts(jax.random.key(0))
     # K x eval_episodes evaluation starts, K x audit_episodes of the audit's own
     assert first.eval.obs.shape == (6, 1) and first.audit.obs.shape == (300, 1)
-    assert first.election is None  # the election replays the evaluation's (same count)
+    # the election plays --election_episodes (10) against the evaluation's 2: starts of its own
+    assert first.election.obs.shape == (30, 1)
     assert not np.allclose(first.eval.obs, first.audit.obs[:6])
     state = jax.jit(trainer.init)(jax.random.key(0))
     _, _, log = jax.jit(trainer.chunk)(state, trainer.schedule())

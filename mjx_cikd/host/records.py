@@ -53,11 +53,13 @@ def phase_record(config: Config, p, seed: int, env_steps: int) -> dict:
     for name in ("kl_before", "kl_after", "critic_before", "critic_after"):
         row[name] = getattr(s, name)
         row[f"mean_{name}"] = _student_mean(getattr(s, name), teacher)
-    if config.audit_election and teacher >= 0:
+    if config.audit_election and teacher >= 0 and np.isfinite(p.audit).any():
         hit, regret = election.audit_score(p.audit, teacher)
         row.update(audit=p.audit, audit_se=p.audit_se, hit=bool(hit), regret=float(regret),
                    decided=election.decided(p.audit, p.audit_se),
                    regret_normalized=election.regret_normalized(p.audit, regret))
+    elif config.audit_election:  # an audit without a finite value scores nothing, but is said
+        row.update(audit=p.audit, audit_se=p.audit_se)
     return row
 
 
@@ -75,7 +77,8 @@ def election_summary(rows: list[dict]) -> dict:
                   and np.isfinite(r["regret_normalized"])]
     return dict(election_phases=len(audited),
                 election_hit_rate=float(np.mean([r["hit"] for r in audited])),
-                election_regret=float(np.mean([r["regret"] for r in audited])),
+                election_regret=float(np.nanmean([np.nan if r["regret"] is None else r["regret"]
+                                                  for r in audited])),
                 election_decided_phases=len(decided),
                 election_hit_rate_decided=(float(np.mean([r["hit"] for r in decided]))
                                            if decided else None),

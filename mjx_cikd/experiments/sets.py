@@ -1,0 +1,136 @@
+"""The paper's experiment sets (CIKD, sections 5.2-5.5) and its controls: which runs a set
+holds, light to import (no JAX), for planning (`plan`) and reading back (`runs`).
+
+Sets (the variant names are the legends):
+  fig1       inter-agent distillation (5.2): Vanilla-SAC, Ensemble-SAC (K=3), SAC-CIKD (K=3)
+  fig2       distillation vs extra updates (5.3): Vanilla-SAC (extra), Ensemble-SAC (extra) (a
+             phase's steps on batches of B_d, as SAC updates), SAC-CIKD
+  fig3       ensemble size (5.4): SAC-CIKD with K = 2, 3, 5
+  fig4       simple and complex networks (5.5): Vanilla-SAC (256), Vanilla-SAC (1024), and
+             two-member ensembles of widths 256 and 1024: Ensemble-SAC, SAC-CIKD (256/1024)
+  teacher    electing the best agent matters: SAC-CIKD with the best, a random, the worst teacher
+  parts      what is distilled: policy and critic, the policy, the critic, or a hard copy
+  selection  policy selection at episode starts: uniform, softmax over R_k, epsilon-greedy
+  schedule   distillation at every phase point (fixed) or when the election is confident (ada)
+  election   the statistic the election ranks (training returns, reward rate, evaluation), each
+             audited against every member's true return before the phase
+  target     the students' targets after a phase: one soft step (the authors) or set to the new
+             critics (hard)
+  cikd5      the 5-seed comparison: Vanilla-SAC, Ensemble-SAC, SAC-CIKD, SAC-CIKD (random teacher)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+
+PAPER_TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
+DEFAULT_SEEDS = 5
+DEFAULT_TOTAL_STEPS = 1_000_000
+
+# The kinds of one curve, and what each set's figure draws of a run: `SET_CURVES[set.curves]`.
+BEST, WORST, MEMBER = "best", "worst", "member"
+SET_CURVES = {"best": (BEST,), "best+worst": (BEST, WORST), "members": (MEMBER,)}
+
+# Config fields every set defines itself, and the ones --out / --seeds replace.
+SET_FIELDS = ("env", "algo", "ensemble_size", "widths", "extra_updates")
+REPLACED = {"run_dir": "--out", "num_seeds": "--seeds"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str  # the legend
+    values: dict  # Config fields this variant sets
+
+    @property
+    def slug(self) -> str:
+        """A directory name: the legend without spaces or brackets."""
+        return re.sub(r"[^A-Za-z0-9.=+-]+", "_", self.name).strip("_")
+
+
+def _agents(algo: str, k: int, **extra) -> dict:
+    return dict(algo=algo, ensemble_size=k, widths=(), extra_updates=False) | extra
+
+
+_sac = functools.partial(_agents, "sac", 1)
+_ensemble = functools.partial(_agents, "ensemble")
+_cikd = functools.partial(_agents, "cikd")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSet:
+    title: str
+    curves: str  # a key of SET_CURVES
+    variants: tuple[Variant, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The Config fields the set defines (refused as flags): every set's SET_FIELDS and
+        whatever its variants set."""
+        names = dict.fromkeys(SET_FIELDS)
+        for v in self.variants:
+            names.update(dict.fromkeys(v.values))
+        return tuple(names)
+
+
+def _cikd_variants(field: str, legends: dict, **extra) -> tuple[Variant, ...]:
+    """SAC-CIKD (K=3) once per value of `field`: {value: legend suffix}."""
+    return tuple(Variant(f"SAC-CIKD ({legend})", _cikd(3, **{field: value}, **extra))
+                 for value, legend in legends.items())
+
+
+SETS: dict[str, ExperimentSet] = {
+    "fig1": ExperimentSet(
+        "Performance of inter-agent knowledge distillation (paper Fig. 1)", "best+worst", (
+            Variant("Vanilla-SAC", _sac()),
+            Variant("Ensemble-SAC", _ensemble(3)),
+            Variant("SAC-CIKD", _cikd(3)))),
+    "fig2": ExperimentSet(
+        "Knowledge distillation vs extra policy updates (paper Fig. 2)", "best", (
+            Variant("Vanilla-SAC (extra)", _sac(extra_updates=True)),
+            Variant("Ensemble-SAC (extra)", _ensemble(3, extra_updates=True)),
+            Variant("SAC-CIKD", _cikd(3)))),
+    "fig3": ExperimentSet(
+        "Ensemble size (paper Fig. 3)", "best", (
+            Variant("SAC-CIKD (K=2)", _cikd(2)),
+            Variant("SAC-CIKD (K=3)", _cikd(3)),
+            Variant("SAC-CIKD (K=5)", _cikd(5)))),
+    "fig4": ExperimentSet(
+        "Simple and complex networks, mean return of each member (paper Fig. 4)", "members", (
+            Variant("Vanilla-SAC (256)", _sac(hidden_width=256)),
+            Variant("Vanilla-SAC (1024)", _sac(hidden_width=1024)),
+            Variant("Ensemble-SAC (256/1024)", _ensemble(2, widths=(256, 1024))),
+            Variant("SAC-CIKD (256/1024)", _cikd(2, widths=(256, 1024))))),
+    "teacher": ExperimentSet(
+        "Electing the best agent matters: the teacher is the best, a random or the worst member",
+        "best", _cikd_variants("teacher", {"best": "best teacher", "random": "random teacher",
+                                           "worst": "worst teacher"})),
+    "parts": ExperimentSet(
+        "What is distilled: policy and critic, the policy, the critic, or a hard copy", "best",
+        _cikd_variants("distill_parts", {"both": "both", "policy": "policy",
+                                         "critic": "critic"}, hard_copy=False)
+        + (Variant("SAC-CIKD (hard copy)", _cikd(3, distill_parts="both", hard_copy=True)),)),
+    "selection": ExperimentSet(
+        "Policy selection at episode starts", "best",
+        _cikd_variants("policy_selection", {"uniform": "uniform", "softmax": "softmax",
+                                            "eps_greedy": "eps-greedy"})),
+    "schedule": ExperimentSet(
+        "Distillation schedule: every phase point, or when the election is confident", "best",
+        _cikd_variants("distill_schedule", {"fixed": "fixed", "ada": "ada"})),
+    "election": ExperimentSet(
+        "The statistic the teacher election ranks, audited against true returns", "best",
+        _cikd_variants("election_metric", {"train_returns": "train returns",
+                                           "reward_rate": "reward rate", "eval": "eval"},
+                       audit_election=True)),
+    "target": ExperimentSet(
+        "The students' target critics after a phase: one soft step, or a copy of the new critics",
+        "best+worst", _cikd_variants("distill_target", {"soft": "soft target",
+                                                        "hard": "hard target"})),
+    "cikd5": ExperimentSet(
+        "SAC-CIKD against its baselines and a random teacher", "best+worst", (
+            Variant("Vanilla-SAC", _sac()),
+            Variant("Ensemble-SAC", _ensemble(3)),
+            Variant("SAC-CIKD", _cikd(3, teacher="best")),
+            Variant("SAC-CIKD (random teacher)", _cikd(3, teacher="random")))),
+}
