@@ -48,8 +48,11 @@ def main(argv=None):
         system="brax", env=args.env, seed=args.seed, total_steps=args.total_steps,
         eval_episodes=args.eval_episodes, deterministic_eval=True, network_factory=net,
         **params), indent=2))
-    log = open(out / "metrics.jsonl", "w")
+    with open(out / "metrics.jsonl", "w") as log:
+        _train(args, env, params, net, log, start)
 
+
+def _train(args, env, params: dict, net: dict, log, start: float) -> None:
     def progress(steps, metrics):
         ret = float(metrics["eval/episode_reward"])
         log.write(json.dumps(dict(event="eval", seed=0, env_steps=int(steps), returns=[ret],
@@ -65,9 +68,8 @@ def main(argv=None):
         num_eval_envs=args.eval_episodes, deterministic_eval=True,
         network_factory=lambda *a, **k: sac_networks.make_sac_networks(*a, **k, **net),
         **params)
-    log.write(json.dumps(dict(event="run", phase="end", wall_s=time.perf_counter() - start))
-              + "\n")
-    log.close()
+    log.write(json.dumps({"event": "run", "phase": "end",
+                          "wall_s": time.perf_counter() - start}) + "\n")
 
 
 if __name__ == "__main__":
