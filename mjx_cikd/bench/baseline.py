@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -89,7 +90,7 @@ def run(out: pathlib.Path, tasks=TASKS, seeds=SEEDS, total_steps=TOTAL_STEPS,
                 if finished(run_dir):
                     continue
                 if run_dir.exists():
-                    subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+                    shutil.rmtree(run_dir)
                 run_dir.parent.mkdir(parents=True, exist_ok=True)
                 print(f"[baseline] {task} {system.slug} seed {seed}", flush=True)
                 t0 = time.perf_counter()
@@ -100,7 +101,7 @@ def run(out: pathlib.Path, tasks=TASKS, seeds=SEEDS, total_steps=TOTAL_STEPS,
                 if proc.returncode:
                     raise SystemExit(f"[baseline] {run_dir} failed ({proc.returncode}); see "
                                      f"{run_dir.parent / f'seed{seed}.log'}")
-                subprocess.run(["rm", "-rf", str(run_dir / "checkpoints")], check=True)
+                shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
                 print(f"[baseline]   done in {time.perf_counter() - t0:.0f}s", flush=True)
 
 
