@@ -188,7 +188,8 @@ def test_election_summary_scores_the_teacher_and_every_statistic(tmp_path):
     assert s["random_hit_rate"] == pytest.approx(1 / 3)
 
     def scores(part):
-        return {k: (v["hit_rate"], v["mean_regret"]) for k, v in part.items() if k != "phases"}
+        return {k: (v["hit_rate"], v["mean_regret"]) for k, v in part.items()
+                if isinstance(v, dict)}
 
     assert s["seeds"][0]["phases"] == 2 and s["seeds"][1]["phases"] == 2
     assert scores(s["seeds"][0]) == {"teacher": (0.0, 3.0), "train_returns": (0.0, 3.0),
@@ -230,6 +231,40 @@ def test_a_statistic_is_scored_only_where_it_had_a_value():
                                    {"train_returns": [[nan] * 3, [nan] * 3, [9.0, 0.0, 1.0]]})
     assert scores["train_returns"] == {"phases": 1, "hit_rate": 0.0, "mean_regret": 9.0}
     assert scores["teacher"]["phases"] == 3 and scores["teacher"]["hit_rate"] == 1.0
+
+
+def test_decided_phases_and_normalised_regret_from_the_audits_standard_errors(tmp_path):
+    """A phase counts as decided only where the audited best leads its runner-up by more than
+    two standard errors of the difference; regret is normalised by the audited spread."""
+    audited = []
+    for row, se in zip([r for r in AUDIT if r["ran"]], ([0.1] * 3, [5.0] * 3, [0.1] * 3,
+                                                          [0.1] * 3)):
+        audited.append({**row, "audit_se": se})
+    # seed 0 at 100: best 5 vs runner-up 3, se 0.1: decided; the teacher (0) missed: regret 4/4
+    # seed 0 at 200: se 5: undecided (regret 2/2).  seed 1 at 100: a tie at the top: undecided
+    # (regret 0).  seed 1 at 200: best 6 vs 2: decided; the teacher (2) hit: regret 0
+    run_dir = _write_run(tmp_path / "run", [[[1.0] * 3] * 3] * 2, extra=audited)
+    o = runs.election_summary(run_dir)["overall"]
+    assert o["audited"] == 4 and o["phases"] == 4
+    assert o["teacher"]["decided_phases"] == 2 and o["teacher"]["hit_rate_decided"] == 0.5
+    assert o["teacher"]["regret_normalized"] == pytest.approx(0.5)
+    # reward_rate elects 1, 0, 2, 0: decided phases (seed 0 at 100, seed 1 at 200): hit, miss
+    assert o["reward_rate"]["hit_rate_decided"] == 0.5
+    assert o["audit_se"] == pytest.approx(0.1) and o["spread"] == pytest.approx(3.0)
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    lines = tables.election_table([run_dir])
+    decided = lines[lines.index("### Decided phases and normalised regret"):]
+    (row,) = [line for line in decided if line.startswith("| run | ")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:6] == ["4", "4", "0.1", "3"] and cells[6] == "0.5 (2) / 0.5"
+    assert election_figure.plot_election([run_dir], figs / "e.png").stat().st_size > 0
+
+
+def test_runs_audited_without_standard_errors_have_no_decided_row(tmp_path):
+    run_dir = _write_run(tmp_path / "run", [[[1.0] * 3] * 3] * 2, extra=AUDIT)
+    assert "hit_rate_decided" not in runs.election_summary(run_dir)["overall"]["teacher"]
+    assert not any("Decided" in line for line in tables.election_table([run_dir]))
 
 
 # --------------------------------------------------------------------------------------

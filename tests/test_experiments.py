@@ -170,6 +170,11 @@ def test_every_set_plans_valid_configs_with_its_variants_fields(tmp_path):
     cikd5 = _plan("cikd5", tmp_path / "runs")
     assert [p.config.teacher for p in cikd5[2:]] == ["best", "random"]
     assert SETS["cikd5"].curves == "best+worst"
+    noise = _plan("noise", tmp_path / "runs")
+    assert all(p.config.audit_election for p in noise)
+    assert [(p.config.election_metric, p.config.election_rule) for p in noise] == [
+        ("train_returns", "argmax"), ("train_returns", "confident"), ("eval", "argmax"),
+        ("eval", "confident"), ("reward_rate", "argmax")]
 
 
 def test_each_set_refuses_the_fields_it_defines(tmp_path):

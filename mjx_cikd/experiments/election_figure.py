@@ -25,10 +25,14 @@ def _seed_panel(ax, rows: list[dict], seed: int, k: int) -> None:
         ax.text(0.5, 0.5, "no phase ran", transform=ax.transAxes, ha="center", color="0.3")
         return
     steps, audit = np.array([r["env_steps"] for r in mine]), as_array(mine, "audit")
+    se = as_array(mine, "audit_se") if all(r.get("audit_se") is not None for r in mine) else None
     for m in range(k):
         color, marker = STYLES[m % len(STYLES)]
         ax.plot(steps, audit[:, m], color=color, marker=marker, markersize=3.5, linewidth=1.1,
                 label=f"member {m}")
+        if se is not None:  # the audit's own noise: +-2 standard errors of each mean
+            ax.fill_between(steps, audit[:, m] - 2 * se[:, m], audit[:, m] + 2 * se[:, m],
+                            color=color, alpha=0.15, linewidth=0)
     picked = audit[np.arange(len(mine)), [int(r["teacher"]) for r in mine]]
     hit = np.array([bool(r["hit"]) for r in mine], dtype=bool)
     # open rings around the teacher's point: the member's own marker stays readable inside
@@ -36,23 +40,38 @@ def _seed_panel(ax, rows: list[dict], seed: int, k: int) -> None:
                linewidths=1.1, zorder=3, label="teacher, best")
     ax.scatter(steps[~hit], picked[~hit], marker="x", s=45, color="#D55E00", linewidths=1.6,
                zorder=3, label="teacher, not best")
-    ax.set_title(f"seed {seed}: {int(hit.sum())} of {hit.size} phases hit", fontsize=9)
+    title = f"seed {seed}: {int(hit.sum())} of {hit.size} phases hit"
+    if all("decided" in r for r in mine):
+        decided = np.array([bool(r["decided"]) for r in mine], dtype=bool)
+        title += f"\n{int((hit & decided).sum())} of {int(decided.sum())} decided ones"
+    ax.set_title(title, fontsize=9)
 
 
 def _hit_bars(ax, summary: dict) -> None:
-    """Each statistic's hit rate over all seeds, its number of phases on the bar."""
+    """Each statistic's hit rate over all seeds, its number of phases on the bar; beside it, where
+    the audit had standard errors, the hit rate over the decided phases alone (dark)."""
     overall = summary["overall"]
     names = [k for k in (stats.DECIDED, *STATISTICS) if k in overall]
-    rates = [overall[k]["hit_rate"] for k in names]
-    bars = ax.bar(range(len(names)), rates, color="0.6", edgecolor="black", linewidth=0.6)
-    for bar, name in zip(bars, names):
-        ax.annotate(f"{overall[name]['phases']} ph.", (bar.get_x() + bar.get_width() / 2,
-                    bar.get_height()), xytext=(0, 2), textcoords="offset points", ha="center",
-                    fontsize=7.5)
+    both = all("hit_rate_decided" in overall[k] for k in names)
+    width = 0.4 if both else 0.8
+    series = [("hit_rate", "phases", "0.75", "all phases")]
+    if both:
+        series.append(("hit_rate_decided", "decided_phases", "0.3", "decided phases"))
+    for i, (rate, count, color, label) in enumerate(series):
+        x = np.arange(len(names)) + (i - (len(series) - 1) / 2) * width
+        rates = [np.nan_to_num(overall[k][rate]) for k in names]
+        bars = ax.bar(x, rates, width, color=color, edgecolor="black", linewidth=0.6,
+                      label=label)
+        for bar, name in zip(bars, names):
+            ax.annotate(f"{overall[name][count]}", (bar.get_x() + bar.get_width() / 2,
+                        bar.get_height()), xytext=(0, 2), textcoords="offset points",
+                        ha="center", fontsize=7)
     ax.axhline(summary["random_hit_rate"], color="black", linestyle=":", linewidth=1.2)
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7.5)
-    ax.set(ylim=(0, 1.12), ylabel="Hit rate (share of phases)",
+    ax.set(ylim=(0, 1.15), ylabel="Hit rate (share of phases)",
            title=f"elected by {summary['metric']}\n(dotted: random, 1/{summary['members']})")
+    if both:
+        ax.legend(fontsize=7, frameon=False, loc="upper right")
 
 
 def plot_election(run_dirs, out_png) -> pathlib.Path | None:

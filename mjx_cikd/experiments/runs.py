@@ -164,14 +164,20 @@ def as_array(rows: list[dict], key: str) -> np.ndarray:
 
 
 def _score(rows: list[dict]) -> dict:
-    """{phases, and per chooser {phases, hit_rate, mean_regret}} over the phases that ran."""
+    """{phases, and per chooser {phases, hit_rate, mean_regret}} over the phases that ran; where
+    the audit logged its standard errors, each chooser's decided hit rate and normalised regret
+    too (`stats.election_scores`), and the audit's own noise (`stats.audit_noise`). `audited`:
+    every audited phase point, a phase the rule skipped included."""
     ran = [r for r in rows if r.get("ran", True)]
     if not ran:
-        return {"phases": 0}
+        return {"phases": 0, "audited": len(rows)}
     regret = [np.nan if r["regret"] is None else r["regret"] for r in ran]
     logged = {k: as_array(ran, k) for k in STATISTICS if all(r.get(k) is not None for r in ran)}
-    scores = stats.election_scores(as_array(ran, "audit"), [r["hit"] for r in ran], regret, logged)
-    return {"phases": len(ran), **scores}
+    with_se = all(r.get("audit_se") is not None for r in ran)
+    audit, audit_se = as_array(ran, "audit"), as_array(ran, "audit_se") if with_se else None
+    scores = stats.election_scores(audit, [r["hit"] for r in ran], regret, logged, audit_se)
+    noise = stats.audit_noise(audit, audit_se) if with_se else {}
+    return {"phases": len(ran), "audited": len(rows), **noise, **scores}
 
 
 def election_summary(run_dir) -> dict | None:

@@ -17,6 +17,8 @@ Sets (the variant names are the legends):
   target     the students' targets after a phase: one soft step (the authors) or set to the new
              critics (hard)
   cikd5      the 5-seed comparison: Vanilla-SAC, Ensemble-SAC, SAC-CIKD, SAC-CIKD (random teacher)
+  noise      the election against noise: each statistic under the argmax and the confident rule,
+             every phase audited with `--audit_episodes` episodes per member (docs/election.md)
 """
 
 from __future__ import annotations
@@ -133,4 +135,13 @@ SETS: dict[str, ExperimentSet] = {
             Variant("Ensemble-SAC", _ensemble(3)),
             Variant("SAC-CIKD", _cikd(3, teacher="best")),
             Variant("SAC-CIKD (random teacher)", _cikd(3, teacher="random")))),
+    "noise": ExperimentSet(
+        "The election against noise: statistic and rule, audited with their standard errors",
+        "best", tuple(
+            Variant(f"SAC-CIKD ({metric.replace('_', ' ')}, {rule})",
+                    _cikd(3, election_metric=metric, election_rule=rule, audit_election=True))
+            # reward_rate keeps no standard error, so `confident` would never let it teach
+            for metric, rule in (("train_returns", "argmax"), ("train_returns", "confident"),
+                                 ("eval", "argmax"), ("eval", "confident"),
+                                 ("reward_rate", "argmax")))),
 }

@@ -22,7 +22,7 @@ import scipy.stats
 from rliable import library as rl_library
 from rliable import metrics as rl_metrics
 
-from mjx_cikd.cikd.election import audit_score
+from mjx_cikd.cikd import election
 
 BOOTSTRAP_METHOD = "BCa"  # scipy's default: corrects the percentile interval's bias and skew
 
@@ -186,27 +186,57 @@ def elect(statistic) -> np.ndarray:
 def hit_regret(chosen, audit) -> tuple[np.ndarray, np.ndarray]:
     """chosen [P] member indices, audit [P, K] true returns -> per phase: whether the chosen
     member had the best true return, and how much return it fell short of the best by."""
-    return audit_score(audit, chosen)
+    return election.audit_score(audit, chosen)
 
 
 DECIDED = "teacher"  # the score of the member the election actually chose
 
 
-def election_scores(audit, decided_hit, decided_regret, statistics: dict) -> dict:
+def election_scores(audit, decided_hit, decided_regret, statistics: dict,
+                    audit_se=None) -> dict:
     """audit [P, K] true returns; the logged hit and regret of the elected teacher [P]; and
     {name: [P, K]} statistics -> {DECIDED or name: {phases, hit_rate, mean_regret}}, each
     statistic scored on the member it would have elected, over the phases where it had a value
-    for some member (a statistic with none would have run no phase)."""
+    for some member (a statistic with none would have run no phase). With the audit's standard
+    errors `audit_se` [P, K], each score also holds `decided_phases`, `hit_rate_decided` (hits
+    over the phases whose audit could tell the best from the runner-up, `election.decided`) and
+    `regret_normalized` (regret over the audited best-worst spread, mean over phases)."""
     audit = np.asarray(audit, dtype=np.float64)
-    scores = {DECIDED: (np.asarray(decided_hit, bool), np.asarray(decided_regret, np.float64))}
+    every = np.ones(audit.shape[0], bool)
+    scores = {DECIDED: (np.asarray(decided_hit, bool), np.asarray(decided_regret, np.float64),
+                        every)}
     for name, values in statistics.items():
         values = np.asarray(values, dtype=np.float64)
         has = ~np.isnan(values).all(-1)
-        scores[name] = hit_regret(elect(values[has]), audit[has])
-    return {k: {"phases": int(hit.size),
-                "hit_rate": float(np.mean(hit)) if hit.size else np.nan,
-                "mean_regret": float(np.nanmean(regret)) if np.isfinite(regret).any() else np.nan}
-            for k, (hit, regret) in scores.items()}
+        scores[name] = (*hit_regret(elect(values[has]), audit[has]), has)
+    out = {k: {"phases": int(hit.size),
+               "hit_rate": float(np.mean(hit)) if hit.size else np.nan,
+               "mean_regret": float(np.nanmean(regret)) if np.isfinite(regret).any() else np.nan}
+           for k, (hit, regret, _) in scores.items()}
+    if audit_se is None:
+        return out
+    audit_se = np.asarray(audit_se, dtype=np.float64)
+    decided = np.array([election.decided(a, se) for a, se in zip(audit, audit_se)], bool)
+    for k, (hit, regret, has) in scores.items():
+        normalized = np.array([election.regret_normalized(a, r)
+                               for a, r in zip(audit[has], regret)], np.float64)
+        on = decided[has]
+        out[k].update(
+            decided_phases=int(on.sum()),
+            hit_rate_decided=float(np.mean(hit[on])) if on.any() else np.nan,
+            regret_normalized=(float(np.nanmean(normalized)) if np.isfinite(normalized).any()
+                               else np.nan))
+    return out
+
+
+def audit_noise(audit, audit_se) -> dict:
+    """The audit's own noise against what it must tell apart, medians over phases: the standard
+    error of a member's audited mean, and the audited best-worst spread."""
+    audit, se = np.asarray(audit, np.float64), np.asarray(audit_se, np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanmax(audit, -1) - np.nanmin(audit, -1)
+        return {"audit_se": float(np.nanmedian(se)), "spread": float(np.nanmedian(spread))}
 
 
 # --------------------------------------------------------------------------------------

@@ -112,4 +112,30 @@ def election_table(run_dirs: list[pathlib.Path]) -> list[str]:
                  if k in o else "—" for k in keys]
         lines.append(f"| {run_name(run_dir)} | {s['metric']} | {o['phases']} | "
                      + " | ".join(cells) + f" | {fmt(s['random_hit_rate'])} |")
+    return lines + decided_table(summaries)
+
+
+def decided_table(summaries: list[tuple[pathlib.Path, dict]]) -> list[str]:
+    """The audit against its own noise: per chooser the hit rate over the decided phases (the
+    audited best led the runner-up by more than 2 standard errors of the difference) and the
+    regret over the audited best-worst spread. Runs audited without standard errors (before
+    `--audit_episodes`) have no row."""
+    rows = [(d, s) for d, s in summaries if "audit_se" in s["overall"]]
+    if not rows:
+        return []
+    keys = (stats.DECIDED, *STATISTICS)
+    lines = ["", "### Decided phases and normalised regret", "",
+             "Decided: the audit's best led its runner-up by more than twice the standard error "
+             "of the difference, so a hit there means something. Normalised regret: the regret "
+             "over the audited best-worst spread (0: the best chosen, 1: the worst), mean over "
+             "the phases that ran. Audit SE and spread: medians over phases.", "",
+             "| Run | Metric | Audited | Ran | Audit SE | Spread | "
+             + " | ".join(f"{k} decided hit (n) / norm. regret" for k in keys) + " |",
+             "|---" * (len(keys) + 6) + "|"]
+    for run_dir, s in rows:
+        o = s["overall"]
+        cells = [f"{fmt(o[k]['hit_rate_decided'])} ({o[k]['decided_phases']}) / "
+                 f"{fmt(o[k]['regret_normalized'])}" if k in o else "—" for k in keys]
+        lines.append(f"| {run_name(run_dir)} | {s['metric']} | {o['audited']} | {o['phases']} | "
+                     f"{fmt(o['audit_se'])} | {fmt(o['spread'])} | " + " | ".join(cells) + " |")
     return lines
