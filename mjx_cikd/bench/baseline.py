@@ -37,9 +37,10 @@ import numpy as np
 
 from mjx_cikd.experiments import stats
 
-# BallInCup was the third task first: neither system left 0 in 200k env steps (2 seeds each,
-# docs/results.md), so FingerSpin took its place
-TASKS = ("CartpoleSwingup", "ReacherEasy", "FingerSpin")
+# BallInCup was the third task first, then FingerSpin: neither system left ~0 on either in 200k
+# env steps (BallInCup 2 seeds each, FingerSpin 1; docs/results.md), so CartpoleBalance, which
+# both learn inside the budget, took their place
+TASKS = ("CartpoleSwingup", "ReacherEasy", "CartpoleBalance")
 SEEDS = 5
 TOTAL_STEPS = 200_000
 EVAL_EVERY = 10_000
@@ -112,7 +113,7 @@ def run(out: pathlib.Path, tasks=TASKS, seeds=SEEDS, total_steps=TOTAL_STEPS,
 # CartpoleSwingup's 700 was reached by one run of ten at 200k env steps: 200 (the swing-up found)
 # was added after seeing that, and is reported beside it
 THRESHOLDS = {"CartpoleSwingup": (200.0, 700.0), "ReacherEasy": (700.0,), "BallInCup": (700.0,),
-              "FingerSpin": (700.0,)}
+              "FingerSpin": (700.0,), "CartpoleBalance": (700.0, 900.0)}
 
 
 class Seed(NamedTuple):
