@@ -170,6 +170,14 @@ def test_every_set_plans_valid_configs_with_its_variants_fields(tmp_path):
     cikd5 = _plan("cikd5", tmp_path / "runs")
     assert [p.config.teacher for p in cikd5[2:]] == ["best", "random"]
     assert SETS["cikd5"].curves == "best+worst"
+    study = {p.variant.name: p.config for p in _plan("study", tmp_path / "runs")}
+    assert [c.distill_interval_updates for n, c in study.items() if "(I=" in n] == [
+        1000, 5000, 20000]
+    control = study["Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)"]
+    handover = study["SAC-CIKD (lr 3e-4, handover at 1e-3)"]
+    assert control.actor_lr == handover.actor_lr == 3e-4 and control.algo == "ensemble"
+    assert control.lr_after_warmup == handover.distill_lr == 1e-3
+    assert handover.distill_optimizer == "handover"
     noise = _plan("noise", tmp_path / "runs")
     assert all(p.config.audit_election for p in noise)
     assert [(p.config.election_metric, p.config.election_rule) for p in noise] == [

@@ -17,6 +17,10 @@ Sets (the variant names are the legends):
   target     the students' targets after a phase: one soft step (the authors) or set to the new
              critics (hard)
   cikd5      the 5-seed comparison: Vanilla-SAC, Ensemble-SAC, SAC-CIKD, SAC-CIKD (random teacher)
+  study      does CIKD pay at N envs (issue 17): Vanilla-SAC, Ensemble-SAC, SAC-CIKD at three
+             intervals spanning 20x, SAC-CIKD with a random teacher, and at the authors' learning
+             rates (SAC 3e-4, distillation 1e-3) Ensemble-SAC, Ensemble-SAC raised to 1e-3 after
+             the warm-up, SAC-CIKD with a fresh and with a handed-over distillation Adam
   noise      the election against noise: each statistic under the argmax and the confident rule,
              every phase audited with `--audit_episodes` episodes per member (docs/election.md)
 """
@@ -58,6 +62,7 @@ def _agents(algo: str, k: int, **extra) -> dict:
 _sac = functools.partial(_agents, "sac", 1)
 _ensemble = functools.partial(_agents, "ensemble")
 _cikd = functools.partial(_agents, "cikd")
+PAPER_LR = {"actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +140,24 @@ SETS: dict[str, ExperimentSet] = {
             Variant("Ensemble-SAC", _ensemble(3)),
             Variant("SAC-CIKD", _cikd(3, teacher="best")),
             Variant("SAC-CIKD (random teacher)", _cikd(3, teacher="random")))),
+    "study": ExperimentSet(
+        "Does CIKD pay: its baselines, three intervals, a random teacher, and the authors' "
+        "learning-rate handover against its control", "best+worst", (
+            Variant("Vanilla-SAC", _sac()),
+            Variant("Ensemble-SAC", _ensemble(3)),
+            *(Variant(f"SAC-CIKD (I={i})",
+                      _cikd(3, distill_interval=0, distill_interval_updates=i))
+              for i in (1000, 5000, 20000)),
+            Variant("SAC-CIKD (random teacher)", _cikd(3, teacher="random")),
+            # the authors' numbers (train_ensemble_sac.py:73, :92, :174): SAC at 3e-4, the
+            # distillation at 1e-3, whose Adam their students keep (distill.py:20-21)
+            Variant("Ensemble-SAC (lr 3e-4)", _ensemble(3, **PAPER_LR)),
+            Variant("Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)",
+                    _ensemble(3, **PAPER_LR, lr_after_warmup=1e-3)),
+            Variant("SAC-CIKD (lr 3e-4, fresh Adam at 1e-3)",
+                    _cikd(3, **PAPER_LR, distill_lr=1e-3, distill_optimizer="fresh")),
+            Variant("SAC-CIKD (lr 3e-4, handover at 1e-3)",
+                    _cikd(3, **PAPER_LR, distill_lr=1e-3, distill_optimizer="handover")))),
     "noise": ExperimentSet(
         "The election against noise: statistic and rule, audited with their standard errors",
         "best", tuple(
