@@ -44,6 +44,26 @@ def test_the_playground_profile_is_playgrounds_sac_config():
     assert config.target_entropy_scale == 0.5 and config.learning_starts == 8192
 
 
+def test_the_shipped_sac_defaults_are_the_playground_profiles_and_the_old_ones_are_spelled_out():
+    """The study chose Playground's SAC numbers as the defaults; the profile and the defaults agree
+    on every SAC field, and the study's `ours-old` system still runs the defaults before it."""
+    from mjx_cikd.config import Config, config_from_args
+
+    profile = load_profile("playground")
+    shipped = Config()
+    for field in ("num_envs", "batch_size", "updates_per_step", "actor_lr", "critic_lr",
+                  "alpha_lr", "gamma", "tau", "critic_layer_norm", "log_std_bounds",
+                  "target_entropy_scale", "learning_starts", "normalize_obs"):
+        assert getattr(shipped, field) == profile[field], field
+    old, _ = config_from_args(list(baseline.OLD_DEFAULTS))
+    assert (old.num_envs, old.batch_size, old.actor_lr, old.learning_starts) == (64, 256, 3e-4,
+                                                                                   5000)
+    assert not old.critic_layer_norm and old.log_std_bounds == "smooth"
+    assert old.target_entropy_scale == 1.0 and old.alpha_lr == old.critic_lr == 3e-4
+    (mine,) = [s for s in baseline.SYSTEMS if s.slug == "ours-defaults"]
+    assert mine.argv == ()
+
+
 def _write(run_dir, evals, ours: bool):
     """A finished run: `evals` [(env_steps, return, wall_s)], as ours or Brax's script write it."""
     run_dir.mkdir(parents=True)

@@ -1,7 +1,8 @@
 """The ensemble of K SAC members: stacked pytrees grouped by architecture.
 
 Members that share a width form one group, stacked along a leading axis and updated by one
-vmapped function; a homogeneous ensemble is a single group. The member index k (0..K-1) is the
+vmapped function (`batching.vmap`: a group of one runs unbatched, which XLA compiles far better
+on the CPU); a homogeneous ensemble is a single group. The member index k (0..K-1) is the
 user's order; `outputs in member order` gathers the groups' stacked outputs back into it, so a
 traced member index (the teacher) can pick any member's output.
 """
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mjx_cikd.agent import batching
 from mjx_cikd.agent import sac as sac_lib
 from mjx_cikd.agent.replay import Batch
 from mjx_cikd.config import Config
@@ -59,27 +61,27 @@ class Ensemble(NamedTuple):
 
     def policy(self, members: Members, obs: jax.Array):
         """Every member's (mean, log_std) on the same obs: [K, ..., A] each."""
-        outs = [jax.vmap(g.sac.actor.apply, in_axes=(0, None))(m.actor, obs)
+        outs = [batching.vmap(g.sac.actor.apply, len(g.members), in_axes=(0, None))(m.actor, obs)
                 for g, m in zip(self.groups, members)]
         return self._member_order(outs)
 
     def policy_per_member(self, actor_params: tuple, obs: jax.Array):
         """Each member on its own obs: obs [K, B, obs] -> [K, B, A] each."""
-        outs = [jax.vmap(g.sac.actor.apply)(p, o)
+        outs = [batching.vmap(g.sac.actor.apply, len(g.members))(p, o)
                 for g, p, o in zip(self.groups, actor_params, self.split(obs))]
         return self._member_order(outs)
 
     def q_values(self, critic_params: tuple, obs: jax.Array, action: jax.Array):
         """Every member's twin Q on the same (obs, action): [K, B, 2]."""
-        outs = [jax.vmap(g.sac.critic.apply, in_axes=(0, None, None))(p, obs, action)
-                for g, p in zip(self.groups, critic_params)]
+        outs = [batching.vmap(g.sac.critic.apply, len(g.members), in_axes=(0, None, None))(
+                    p, obs, action) for g, p in zip(self.groups, critic_params)]
         return self._member_order(outs)
 
     def update(self, members: Members, batch: Batch, keys: jax.Array):
         """One SAC step for every member, each on its own batch ([K, B, ...])."""
         new, metrics = [], []
         for g, m, b, k in zip(self.groups, members, self.split(batch), self.split(keys)):
-            m, met = jax.vmap(g.sac.update)(m, b, k)
+            m, met = batching.vmap(g.sac.update, len(g.members))(m, b, k)
             new.append(m)
             metrics.append(met)
         return tuple(new), self._member_order(metrics)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from mjx_cikd.agent import batching, replay
 from mjx_cikd.agent import normalizer as norm_lib
-from mjx_cikd.agent import replay
 from mjx_cikd.bench.timing import Timed
 from mjx_cikd.cikd import selection
 from mjx_cikd.cikd.distillation import make_phase
@@ -41,7 +41,7 @@ def simulation(config, task, iters: int) -> Timed:
 
     keys = _salted_keys(config, 1)
     env = jax.jit(jax.vmap(lambda k: task.reset(jax.random.split(k, n))))(keys)
-    return Timed(jax.jit(jax.vmap(run), donate_argnums=(0,)), (env, keys))
+    return Timed(jax.jit(batching.vmap(run, config.num_seeds), donate_argnums=(0,)), (env, keys))
 
 
 def prefilled_buffer(config, task, key):
@@ -72,7 +72,7 @@ def _on_members(config, ensemble, run, filled, salt: int) -> Timed:
     buf, norm = filled
     keys = _salted_keys(config, salt)
     members = jax.jit(jax.vmap(ensemble.init))(keys)
-    fn = jax.jit(jax.vmap(run), donate_argnums=(0,))
+    fn = jax.jit(batching.vmap(run, config.num_seeds), donate_argnums=(0,))
     return Timed(lambda m, key: fn(m, buf, norm, key), (members, keys))
 
 
@@ -121,7 +121,8 @@ def acting(config, task, ensemble, iters: int) -> Timed:
 
     keys = _salted_keys(config, 7)
     members = jax.jit(jax.vmap(ensemble.init))(keys)
-    return Timed(jax.jit(jax.vmap(run)), (members, keys, jnp.zeros(config.num_seeds)))
+    return Timed(jax.jit(batching.vmap(run, config.num_seeds)),
+                 (members, keys, jnp.zeros(config.num_seeds)))
 
 
 def loop(config, task) -> Timed:

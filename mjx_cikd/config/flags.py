@@ -265,7 +265,10 @@ def config_from_args(argv: list[str] | None = None, extra=None,
 # What a run did before these fields existed: a saved config holds every field of its day, so a
 # missing one predates the field (then the election ranked training returns and the students'
 # targets were set to their new critics).
-BEFORE_FIELDS = {"election_metric": "train_returns", "distill_target": "hard"}
+BEFORE_FIELDS = {"election_metric": "train_returns", "distill_target": "hard",
+                 # the actor's squash and the critics before the SAC defaults took Playground's
+                 "log_std_bounds": "smooth", "critic_layer_norm": False,
+                 "target_entropy_scale": 1.0}
 
 
 PROGRESS_BOOLS = {"true": "bar", "false": "off"}

@@ -30,6 +30,9 @@ def knob(default, meaning: str, *, unit: str = "", choices: dict[str, str] | Non
 
 ENV_STEPS = "env steps"
 UPDATES = "SAC updates"
+# The SAC defaults are MuJoCo Playground's tuned config (brax_sac_config), chosen by the baseline
+# study against Brax's own SAC in that config (docs/results.md, issue 21)
+PLAYGROUND_WHY = "Playground's tuned SAC, chosen by the baseline study (docs/results.md)"
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,11 @@ class Config:
     stagger_episodes: bool = knob(True, "start each env's time-limit clock at a random step",
                                   why="resets spread out, and R_k has finished (first, shorter) "
                                       "episodes within T/N steps")
-    num_envs: int = knob(64, "N, environments stepped side by side (one vector step = N env "
-                         "steps)", unit="envs")
+    num_envs: int = knob(128, "N, environments stepped side by side (one vector step = N env "
+                         "steps)", unit="envs",
+                         why="Playground's tuned SAC (brax_sac_config); with B = 512 and U = 8 "
+                             "it beat Brax's own SAC in that config on 2 of 3 DM Control tasks "
+                             "at 5 seeds (docs/results.md, issue 21)")
     total_steps: int = knob(1_000_000, "the budget: env steps to train for, rounded up to whole "
                             "vector steps", unit=ENV_STEPS)
     seed: int = knob(0, "the random seed; seed s of --num_seeds runs from seed + s")
@@ -76,43 +82,44 @@ class Config:
                              "layer", why="the paper's (Haarnoja et al. 2018, Table 1)")
     hidden_layers: int = knob(2, "hidden layers of every actor and critic", unit="layers",
                               why="the paper's (Haarnoja et al. 2018, Table 1)")
-    log_std_bounds: str = knob("smooth", "how the actor's log-std is bounded", choices={
+    log_std_bounds: str = knob("softplus", "how the actor's log-std is bounded", choices={
         "smooth": "a tanh squash into [-5, 2]",
         "clip": "the authors' hard clip into [-20, 2] (train_ensemble_sac.py:82)",
         "softplus": "std = softplus(x) + 0.001, Brax's SAC (NormalTanhDistribution): std 0.69 "
                     "at initialisation, against 0.22 under smooth (--profile playground)"},
-        why="gradients stay alive at the edges, where a clip stops them")
+        why="softplus: Brax's, part of the Playground config the defaults took from the "
+            "baseline study (docs/results.md, issue 21); smooth, the default before it, keeps "
+            "gradients alive at the edges, where a clip stops them")
     return_window: int = knob(5, "M: R_k under --election_metric train_returns is the mean of "
                               "member k's last M finished training episodes", unit="episodes",
                               why="the authors' M; it suits N = 1 (docs/election.md, 'The "
                                   "default, and M')")
     # --- SAC (Haarnoja et al. 2018, Table 1, unless the parallel setting says otherwise) ------
-    actor_lr: float = knob(3e-4, "Adam step size of each actor", why="Haarnoja et al. 2018")
-    critic_lr: float = knob(3e-4, "Adam step size of each twin critic", why="Haarnoja et al. "
-                            "2018")
-    alpha_lr: float = knob(3e-4, "Adam step size of each temperature alpha",
-                           why="Haarnoja et al. 2018")
+    actor_lr: float = knob(1e-3, "Adam step size of each actor", why=PLAYGROUND_WHY)
+    critic_lr: float = knob(1e-3, "Adam step size of each twin critic", why=PLAYGROUND_WHY)
+    alpha_lr: float = knob(1e-3, "Adam step size of each temperature alpha", why=PLAYGROUND_WHY)
     gamma: float = knob(0.99, "discount factor, in [0, 1)", why="Haarnoja et al. 2018")
     tau: float = knob(0.005, "soft target update rate per SAC update, in (0, 1]",
                       why="Haarnoja et al. 2018")
     init_alpha: float = knob(1.0, "initial temperature alpha")
-    target_entropy_scale: float = knob(1.0, "the temperature's target entropy is -scale |A|",
-                                       why="1 in Haarnoja et al.; Brax's SAC uses 0.5 "
-                                           "(--profile playground)")
-    critic_layer_norm: bool = knob(False, "LayerNorm in the Q-networks' hidden layers",
-                                   why="off as in the paper; Playground's tuned SAC turns it on")
-    batch_size: int = knob(256, "B, the batch of each member's SAC update", unit="transitions",
-                           why="Haarnoja et al. 2018")
+    target_entropy_scale: float = knob(0.5, "the temperature's target entropy is -scale |A|",
+                                       why="Brax's SAC (1 in Haarnoja et al.; --profile "
+                                           "paper); " + PLAYGROUND_WHY)
+    critic_layer_norm: bool = knob(True, "LayerNorm in the Q-networks' hidden layers",
+                                   why="Playground's tuned SAC (off in the paper; --profile "
+                                       "paper); " + PLAYGROUND_WHY)
+    batch_size: int = knob(512, "B, the batch of each member's SAC update", unit="transitions",
+                           why=PLAYGROUND_WHY)
     updates_per_step: int = knob(8, "U: SAC updates of every member per vector step",
                                  unit=UPDATES + " per vector step",
-                                 why="at N = 64, one update per 8 env steps: Vanilla-SAC "
-                                     "learns CartpoleSwingup in under 10 minutes on a CPU "
-                                     "(docs/results.md)")
+                                 why="Playground's tuned SAC: at N = 128, one update of B = "
+                                     "512 per 16 env steps")
     buffer_size: int = knob(1_000_000, "replay capacity, shared by the members (rounded down "
                             "to a multiple of N)", unit="transitions",
                             why="Haarnoja et al. 2018")
-    learning_starts: int = knob(5_000, "uniform random actions and no SAC update before this "
-                                "many env steps", unit=ENV_STEPS)
+    learning_starts: int = knob(8_192, "uniform random actions and no SAC update before this "
+                                "many env steps", unit=ENV_STEPS,
+                                why="Playground's min_replay_size; " + PLAYGROUND_WHY)
     normalize_obs: bool = knob(True, "one running observation normaliser shared by all members",
                                why="shared, so that distillation compares members on the same "
                                    "inputs; the authors use none (--profile paper)")

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from mjx_cikd.agent import replay
+from mjx_cikd.agent import batching, replay
 from mjx_cikd.config import Config, budget_warnings, ceil_div
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint, interrupt, records, resources, start_cache, tracking
@@ -74,7 +74,9 @@ def build(config: Config, trainer: Trainer | None = None,
     whose reset is costly (`start_cache`); that reset is compiled only if they are not there."""
     trainer = trainer or make_train(config)
     cache_dir = config.compile_cache if cache_dir is None else cache_dir
-    chunk = jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0))
+    # over the seeds; a single seed runs unbatched (agent/batching.py: a far better CPU program)
+    chunk = batching.vmap(trainer.chunk, config.num_seeds, in_axes=(0, None),
+                          out_axes=(0, None, 0))
     start = time.perf_counter()
     keys = seed_keys(config)
     first = start_cache.prepare(trainer, keys, cache_dir)
@@ -88,7 +90,7 @@ def build(config: Config, trainer: Trainer | None = None,
         # the state leaves the chunk as it came in (zero-size leaves included): the next takes it
         out_shardings = (shardings, sched_sharding, None)
     # over several processes each builds the whole state and `place` keeps its devices' parts
-    init = jax.jit(jax.vmap(trainer.init),
+    init = jax.jit(batching.vmap(trainer.init, config.num_seeds),
                    out_shardings=shardings if jax.process_count() == 1 else None)
     chunk = jax.jit(chunk, in_shardings=(shardings, sched_sharding), out_shardings=out_shardings,
                     donate_argnums=0)
