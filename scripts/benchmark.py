@@ -6,7 +6,8 @@ mjx_cikd/bench/benchmark.py; the flags and the report: mjx_cikd/bench/report.py)
         --ensemble_sizes 1,3 --out bench.json
 
 Every Config flag passes through (--batch_size, --updates_per_step, --profile tiny, ...);
---num_envs and --ensemble_sizes take comma lists; --repeats, --iters, --cache_check true|false.
+--num_envs and --ensemble_sizes take comma lists; --repeats, --iters, --cache_check true|false;
+--batch_axis true times only what a vmap axis of one costs (mjx_cikd/bench/batch_axis.py).
 """
 
 import sys

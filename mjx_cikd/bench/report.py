@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from mjx_cikd.bench import benchmark
+from mjx_cikd.bench import batch_axis, benchmark
 from mjx_cikd.config import ConfigError, coerce, config_from_args
 from mjx_cikd.envs import tasks as envs
 
@@ -122,6 +122,9 @@ def _bench_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", default="bench.json", help="JSON output")
     group.add_argument("--cache_check", default="true",
                        help="time to first step with a cold and a warm compilation cache")
+    group.add_argument("--batch_axis", default="false",
+                       help="true: only what a vmap axis of size one costs a LayerNorm critic's "
+                            "gradient (mjx_cikd/bench/batch_axis.py), not the loop")
 
 
 def parse(argv: list[str] | None):
@@ -137,6 +140,7 @@ def parse(argv: list[str] | None):
         num_envs = [base.num_envs]
     args.ensemble_sizes = _int_list(args.ensemble_sizes, "ensemble_sizes")
     args.cache_check = coerce("cache_check", args.cache_check, bool)
+    args.batch_axis = coerce("batch_axis", args.batch_axis, bool)
     if args.repeats < 1 or args.iters < 1:
         raise ConfigError("--repeats and --iters must be >= 1")
     return base, num_envs, args
@@ -153,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = benchmark.run_benchmark(base, num_envs, args.ensemble_sizes, iters=args.iters,
-                                     repeats=args.repeats, check_cache=args.cache_check)
+    if args.batch_axis:
+        result = batch_axis.measure(repeats=args.repeats)
+    else:
+        result = benchmark.run_benchmark(base, num_envs, args.ensemble_sizes, iters=args.iters,
+                                         repeats=args.repeats, check_cache=args.cache_check)
     if args.out:
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
-    print(markdown(result), flush=True)
+    print(batch_axis.markdown(result) if args.batch_axis else markdown(result), flush=True)
     if args.out:
         print(f"\nwrote {args.out}", file=sys.stderr)
     return 0
