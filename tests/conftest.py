@@ -4,6 +4,7 @@ import importlib.util
 import os
 import pathlib
 import sys
+from typing import Any, NamedTuple
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
@@ -19,6 +20,38 @@ def tiny(**overrides):
     values.update(overrides)
     return resolve(values)
 
+
+class Ran(NamedTuple):
+    """What `run_chunks` hands back."""
+
+    trainer: Any  # the `loop.trainer.Trainer`
+    state: Any  # the state after the last chunk
+    logs: list  # every chunk's ChunkLog, on the host
+    traces: int  # how many times the chunk was traced (1: compiled once)
+
+
+def run_chunks(config, chunks) -> Ran:
+    """`chunks` chunks of a fresh trainer from seed key 0, the chunk jitted with its state
+    donated and every call held under transfer_guard("disallow") (no host transfer inside)."""
+    import jax
+
+    from mjx_cikd.loop.trainer import make_train
+
+    trainer = make_train(config)
+    traces = []
+
+    def chunk(state, sched):
+        traces.append(1)
+        return trainer.chunk(state, sched)
+
+    run_chunk = jax.jit(chunk, donate_argnums=0)
+    state, sched = jax.jit(trainer.init)(jax.random.key(0)), trainer.schedule()
+    logs = []
+    for _ in range(chunks):
+        with jax.transfer_guard("disallow"):
+            state, sched, log = run_chunk(state, sched)
+        logs.append(jax.device_get(log))
+    return Ran(trainer=trainer, state=state, logs=logs, traces=len(traces))
 
 
 def stepwise(config, iterations):

@@ -18,8 +18,8 @@ from conftest import script, tiny
 
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint, resources
-from mjx_cikd.host import logger as logger_module
 from mjx_cikd.host import run as run_module
+from mjx_cikd.host import run_dir as run_dir_module
 from mjx_cikd.host.run import train
 
 RUN = dict(algo="cikd", ensemble_size=3, num_envs=8, log_every=64, checkpoint_every=64,
@@ -222,7 +222,7 @@ def test_a_full_disk_while_logging_stops_with_one_line_and_keeps_the_checkpoints
     from tensorboardX import SummaryWriter
 
     _, cache = runs
-    original = logger_module.RunLogger.write
+    original = run_dir_module.RunLogger.write
 
     def write(self, record):
         if record.get("event") == "log" and record["env_steps"] == 128 and part == "metrics.jsonl":
@@ -236,7 +236,7 @@ def test_a_full_disk_while_logging_stops_with_one_line_and_keeps_the_checkpoints
         if len(flushes) == 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(logger_module.RunLogger, "write", write)
+    monkeypatch.setattr(run_dir_module.RunLogger, "write", write)
     if part == "tb":
         monkeypatch.setattr(SummaryWriter, "flush", flush)
     run_dir = tmp_path / "run"
@@ -250,7 +250,7 @@ def test_a_full_disk_while_logging_stops_with_one_line_and_keeps_the_checkpoints
                     f"stopped (its checkpoints are kept): free space, then continue it with "
                     f"--resume {run_dir}")
     assert checkpoint.latest(run_dir) == 64
-    assert [r["env_steps"] for r in logger_module.read_metrics(run_dir, "log")] == (
+    assert [r["env_steps"] for r in run_dir_module.read_metrics(run_dir, "log")] == (
         [64] if part == "metrics.jsonl" else [64, 128])
 
 

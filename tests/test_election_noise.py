@@ -6,17 +6,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import stepwise, tiny
+from conftest import run_chunks, stepwise, tiny
 
 from mjx_cikd.agent import sac as sac_lib
 from mjx_cikd.cikd import election
 from mjx_cikd.config import ConfigError
 from mjx_cikd.host import records
-from mjx_cikd.host.logger import read_metrics
 from mjx_cikd.host.run import train
+from mjx_cikd.host.run_dir import read_metrics
 from mjx_cikd.loop import evaluation, faults
 from mjx_cikd.loop import trainer as trainer_lib
-from mjx_cikd.loop.trainer import make_train
 
 
 def test_standard_errors_are_the_sample_std_over_root_n():
@@ -64,23 +63,12 @@ def test_the_end_summary_scores_decided_phases_apart():
     assert summary["election_regret_normalized"] == pytest.approx((0 + 0.5 + 0.5 + 0) / 4)
 
 
-def _run(config, chunks):
-    trainer = make_train(config)
-    run_chunk = jax.jit(trainer.chunk)
-    state, sched = jax.jit(trainer.init)(jax.random.key(0)), trainer.schedule()
-    logs = []
-    for _ in range(chunks):
-        state, sched, log = run_chunk(state, sched)
-        logs.append(jax.device_get(log))
-    return state, logs
-
-
 CIKD = dict(env="ProbeTarget", algo="cikd", ensemble_size=3, distill_interval=128,
             distill_warmup=128, distill_steps=8, log_every=256)
 
 
 def test_a_non_finite_audit_neither_flags_a_fault_nor_changes_the_run(monkeypatch):
-    plain, plain_logs = _run(tiny(**CIKD), chunks=2)
+    _, plain, plain_logs, _ = run_chunks(tiny(**CIKD), chunks=2)
     real = evaluation.make_score
 
     def broken(task, ensemble, episodes):  # the audit's scorer (its own count) returns NaN
@@ -91,7 +79,8 @@ def test_a_non_finite_audit_neither_flags_a_fault_nor_changes_the_run(monkeypatc
                                                   for x in scorer(*a, **k)))
 
     monkeypatch.setattr(trainer_lib, "make_score", broken)
-    audited, logs = _run(tiny(**CIKD, audit_election=True, audit_episodes=7), chunks=2)
+    _, audited, logs, _ = run_chunks(tiny(**CIKD, audit_election=True, audit_episodes=7),
+                                     chunks=2)
     due = np.concatenate([log.phase.due for log in logs])
     assert due.sum() >= 4 and np.isnan(np.concatenate([log.phase.audit for log in logs])).all()
     for log in logs:  # no fault: every member's first bad iteration is NONE
@@ -118,15 +107,15 @@ def test_a_nan_audit_under_rollback_runs_to_the_end_as_the_plain_run(tmp_path, m
 def test_the_confident_rule_skips_a_phase_whose_lead_is_noise_and_says_so(tmp_path):
     never = tiny(**CIKD, election_metric="train_returns", election_rule="confident",
                  election_z=1e9, learning_starts=64)
-    _, logs = _run(never, chunks=2)
+    logs = run_chunks(never, chunks=2).logs
     phase = jax.tree.map(lambda *x: np.concatenate(x), *[log.phase for log in logs])
     elected = phase.due & (phase.teacher >= 0)
     assert elected.sum() >= 2 and not phase.ran.any() and not phase.confident[elected].any()
     row = records.phase_record(never, jax.tree.map(lambda x: x[np.flatnonzero(elected)[0]],
                                                    phase), 0, 0)
     assert row["declined"] and not row["ran"] and np.isfinite(row["statistic_se"]).any()
-    _, argmax_logs = _run(tiny(**CIKD, election_metric="train_returns", learning_starts=64),
-                          chunks=2)
+    argmax_logs = run_chunks(tiny(**CIKD, election_metric="train_returns", learning_starts=64),
+                             chunks=2).logs
     assert np.concatenate([log.phase.ran for log in argmax_logs]).sum() == elected.sum()
 
 

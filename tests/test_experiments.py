@@ -13,7 +13,7 @@ from conftest import TINY
 from mjx_cikd.config import ConfigError, field_types
 from mjx_cikd.experiments import plan as experiments
 from mjx_cikd.experiments.plan import SETS, VariantRecord
-from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.host.run_dir import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

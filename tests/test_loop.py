@@ -7,29 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import stepwise, tiny
+from conftest import run_chunks, stepwise, tiny
 
 from mjx_cikd.agent import normalizer
 from mjx_cikd.loop.evaluation import make_score
 from mjx_cikd.loop.trainer import make_train
-
-
-def _run(config, chunks):
-    trainer = make_train(config)
-    traces = []
-
-    def chunk(state, sched):
-        traces.append(1)
-        return trainer.chunk(state, sched)
-
-    run_chunk = jax.jit(chunk, donate_argnums=0)
-    state, sched = jax.jit(trainer.init)(jax.random.key(0)), trainer.schedule()
-    logs = []
-    for _ in range(chunks):
-        with jax.transfer_guard("disallow"):
-            state, sched, log = run_chunk(state, sched)
-        logs.append(jax.device_get(log))
-    return trainer, state, logs, len(traces)
 
 
 def _q(trainer, state, obs, action):
@@ -43,7 +25,7 @@ def _probe(env):
     config = tiny(env=env, algo="ensemble", ensemble_size=2, gamma=0.5, num_envs=8,
                   log_every=512, updates_per_step=4, learning_starts=64, critic_lr=1e-3,
                   init_alpha=1e-4, alpha_lr=1e-9, tau=0.1)  # ~no entropy bonus: hard Q known
-    return _run(config, chunks=3)
+    return run_chunks(config, chunks=3)
 
 
 def test_truncation_bootstraps_the_critic_to_its_discounted_sum():
@@ -64,7 +46,7 @@ def test_termination_stops_the_bootstrap():
 def test_sac_learns_the_optimal_action_and_its_value_on_probe_target():
     config = tiny(env="ProbeTarget", algo="sac", num_envs=16, log_every=1024, updates_per_step=4,
                   learning_starts=64, init_alpha=0.05)
-    trainer, state, logs, _ = _run(config, chunks=3)
+    trainer, state, logs, _ = run_chunks(config, chunks=3)
     evals = np.concatenate([log.eval_return[log.eval_due] for log in logs])
     assert evals[-1].max() > -0.05  # optimal return is 0, a random policy gets about -0.67
     x = jnp.linspace(-0.8, 0.8, 9)[:, None]
@@ -79,11 +61,11 @@ def _cikd_run():
     config = tiny(env="ProbeTarget", algo="cikd", ensemble_size=3, distill_interval=128,
                   distill_warmup=128, distill_steps=8, log_every=256,
                   election_metric="train_returns")  # the paper's statistic
-    return _run(config, chunks=3)
+    return run_chunks(config, chunks=3)
 
 
 def test_chunk_compiles_once_across_chunks_with_phases_and_no_host_transfer():
-    _, _, logs, traces = _cikd_run()  # _run holds each chunk under transfer_guard("disallow")
+    _, _, logs, traces = _cikd_run()  # under transfer_guard("disallow")
     assert traces == 1
     assert sum(int(log.phase.ran.sum()) for log in logs) >= 4
 
@@ -111,8 +93,8 @@ def test_extra_updates_spend_the_phases_gradient_steps_on_sac(algo, k):
     common = dict(env="ProbeTarget", algo=algo, ensemble_size=k, log_every=256,
                   distill_interval=128, distill_warmup=128, distill_steps=8,
                   distill_batch_size=32, updates_per_step=2, learning_starts=64)
-    _, plain, plain_logs, _ = _run(tiny(**common), chunks=2)
-    _, extra, extra_logs, _ = _run(tiny(**common, extra_updates=True), chunks=2)
+    _, plain, plain_logs, _ = run_chunks(tiny(**common), chunks=2)
+    _, extra, extra_logs, _ = run_chunks(tiny(**common, extra_updates=True), chunks=2)
     phases = sum(int(log.phase.due.sum()) for log in extra_logs)
     assert phases == (2 * 256 - 128) // 128 + 1  # at 128, 256, 384, 512 env steps
     assert sum(int(log.phase.due.sum()) for log in plain_logs) == 0
@@ -144,11 +126,11 @@ def test_reward_rate_is_each_members_mean_reward_since_the_last_phase_times_t():
     rewards = np.asarray(states[-1].buffer.data.reward)  # iteration i wrote rows i*n .. i*n + n - 1
     total, steps, phases = np.zeros(2), np.zeros(2), 0
     for it, log in enumerate(logs):
-        member, reward = np.asarray(states[it].slots.member), rewards[it * n:(it + 1) * n]
+        player, reward = np.asarray(states[it].slots.player), rewards[it * n:(it + 1) * n]
         if it * n >= config.learning_starts:  # the members' policies acted
             for k in range(2):
-                total[k] += reward[member == k].sum()
-                steps[k] += (member == k).sum()
+                total[k] += reward[player == k].sum()
+                steps[k] += (player == k).sum()
         if log.phase.due[0]:
             phases += 1
             np.testing.assert_allclose(log.phase.reward_rate[0], total / steps * 10, rtol=1e-5)
@@ -182,8 +164,8 @@ def test_an_evaluation_on_a_phase_iteration_sees_the_members_before_the_phase():
 def test_the_audit_never_changes_the_training():
     common = dict(env="ProbeTarget", algo="cikd", ensemble_size=3, distill_interval=128,
                   distill_warmup=128, distill_steps=8, log_every=256)
-    _, plain, plain_logs, _ = _run(tiny(**common), chunks=2)
-    _, audited, audited_logs, _ = _run(tiny(**common, audit_election=True), chunks=2)
+    _, plain, plain_logs, _ = run_chunks(tiny(**common), chunks=2)
+    _, audited, audited_logs, _ = run_chunks(tiny(**common, audit_election=True), chunks=2)
     for a, b in zip(jax.tree.leaves(plain.members), jax.tree.leaves(audited.members)):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(plain_logs, audited_logs):
@@ -199,7 +181,7 @@ def test_the_audit_never_changes_the_training():
 def test_worst_and_random_teachers_in_the_loop(rule):
     config = tiny(env="ProbeTarget", algo="cikd", ensemble_size=3, distill_interval=64,
                   distill_warmup=64, distill_steps=4, log_every=512, teacher=rule)
-    _, _, logs, _ = _run(config, chunks=1)
+    _, _, logs, _ = run_chunks(config, chunks=1)
     p = logs[0].phase
     ran = p.ran
     assert ran.sum() >= 6

@@ -17,7 +17,7 @@ from jax.sharding import PartitionSpec as P
 
 from mjx_cikd.config import ConfigError
 from mjx_cikd.host import checkpoint, run
-from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.host.run_dir import read_metrics
 from mjx_cikd.loop import parallel
 from mjx_cikd.loop.trainer import env_axis, make_train
 
@@ -115,7 +115,7 @@ def test_the_state_specs_split_the_slots_and_the_buffer_rows_only():
     rows = {".buffer.data" + name for name in _names(shapes.buffer.data)}
     slots = {".slots" + name for name in _names(shapes.slots)}
     assert split == rows | slots
-    assert {".slots.member", ".slots.env.obs", ".buffer.data.obs"} <= split
+    assert {".slots.player", ".slots.env.obs", ".buffer.data.obs"} <= split
     assert not any(name.startswith((".members", ".ring", ".norm", ".key")) for name in split)
 
 

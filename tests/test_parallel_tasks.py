@@ -17,7 +17,7 @@ from conftest import TINY
 
 from mjx_cikd.config import ConfigError, resolve
 from mjx_cikd.envs import tasks as envs
-from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.host.run_dir import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # 8 vector steps a chunk; phases (elected on the reward rate, which needs no finished episode of

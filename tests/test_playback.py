@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import script, tiny
 
-from mjx_cikd.host.logger import read_metrics
 from mjx_cikd.host.run import train
+from mjx_cikd.host.run_dir import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "evaluate.py"

@@ -7,8 +7,8 @@ import pytest
 from conftest import tiny
 
 from mjx_cikd.config import config_from_args
-from mjx_cikd.host.logger import read_metrics
 from mjx_cikd.host.run import train
+from mjx_cikd.host.run_dir import read_metrics
 
 
 def _last(run_dir, event):

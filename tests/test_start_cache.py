@@ -63,10 +63,10 @@ def test_a_second_build_skips_the_reset_and_starts_from_the_same_state(tmp_path,
     keys = run.seed_keys(config)
     fresh = jax.jit(jax.vmap(make_train(config).init))(keys)
     first = run.build(config, cache_dir=str(tmp_path))
-    assert first.first.compiled is not None  # cold: the reset is compiled
+    assert first.starts.compiled is not None  # cold: the reset is compiled
     state = first.start(keys)
     assert len(list((tmp_path / start_cache.SUBDIR).glob("*.npz"))) == 1
     second = run.build(config, cache_dir=str(tmp_path))
-    assert second.first.compiled is None  # warm: no reset compiled, the starts come from the file
+    assert second.starts.compiled is None  # warm: no reset compiled, the starts come from the file
     again = second.start(keys)
     assert _same(again, state) and _same(again, fresh)

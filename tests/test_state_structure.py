@@ -38,7 +38,7 @@ def test_a_checkpoint_without_the_buffer_leaves_out_exactly_the_rows():
     rows = {".buffer.data" + name for name in _names(shapes.buffer.data)}
     assert set(meta["rows"]) == rows
     assert not rows & set(meta["shapes"])
-    assert {".buffer.ptr", ".buffer.size", ".slots.member"} <= set(meta["shapes"])
+    assert {".buffer.ptr", ".buffer.size", ".slots.player"} <= set(meta["shapes"])
 
 
 def test_the_layout_marks_the_slots_and_the_rows_and_nothing_else():
@@ -49,26 +49,46 @@ def test_the_layout_marks_the_slots_and_the_rows_and_nothing_else():
                       | {".buffer.data" + n for n in _names(shapes.buffer.data)})
 
 
-def _before(name: str) -> str:
-    """A leaf's path before this structure: `.slots.member` was `.member`, `.buffer.data.obs`
-    was `.buffer.obs`."""
+def _old_path(name: str) -> str:
+    """A leaf's path before this structure: `.slots.player` was `.member`, the other per-slot
+    fields sat at the top (`.slots.ep_return` was `.ep_return`), `.buffer.data.obs` was
+    `.buffer.obs`."""
+    if name == ".slots.player":
+        return ".member"
     if name.startswith(".slots."):
         return name[len(".slots"):]
     return name.replace(".buffer.data.", ".buffer.", 1)
 
 
-def test_a_checkpoint_of_the_state_before_its_structure_is_refused_in_one_line(tmp_path):
-    """Written before the rows moved into `data` and the per-slot fields into `slots`: its meta
-    names the old paths, and the resume says where it differs, in one line."""
+def _before_slots(meta: dict) -> dict:
+    """The meta of a checkpoint written before the rows moved into `data` and the per-slot
+    fields into `slots` (the rows were state leaves like any other)."""
+    return dict(meta, shapes={_old_path(k): v for k, v in {**meta["shapes"],
+                                                           **meta["rows"]}.items()}, rows={})
+
+
+def _before_player(meta: dict) -> dict:
+    """The meta of a checkpoint written before `Slots.member` (which member plays each env
+    slot) became `Slots.player`."""
+    return dict(meta, shapes={(".slots.member" if k == ".slots.player" else k): v
+                              for k, v in meta["shapes"].items()})
+
+
+@pytest.mark.parametrize("before, where", [(_before_slots, ".buffer.action"),
+                                           (_before_player, ".slots.member")])
+def test_a_checkpoint_of_the_state_before_its_structure_is_refused_in_one_line(tmp_path, before,
+                                                                              where):
+    """Written before the rows moved into `data` and the per-slot fields into `slots`, or before
+    the slot's member became its player: its meta names the old paths, and the resume says
+    where it differs, in one line."""
     config = tiny()
     trainer = make_train(config)
     state = jax.vmap(trainer.init)(run.seed_keys(config))
     meta = checkpoint.describe(config, "jax", state)
-    old = dict(meta, shapes={_before(k): v for k, v in {**meta["shapes"],
-                                                        **meta["rows"]}.items()}, rows={})
+    old = before(meta)
     checkpoint.save(tmp_path, 8, state, trainer.schedule(), old, keep=1)
     with pytest.raises(ConfigError, match=r"is not this run's checkpoint: its state differs in "
                                           r"shape at \.") as err:
         checkpoint.verify(tmp_path, 8, meta)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and f"shape at {where} " in str(err.value)
     checkpoint.verify(tmp_path, 8, old)  # the same files under the old meta: accepted

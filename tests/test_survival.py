@@ -19,8 +19,8 @@ import pytest
 from conftest import tiny
 
 from mjx_cikd.host import checkpoint
-from mjx_cikd.host.logger import read_metrics
 from mjx_cikd.host.run import Stopped, train
+from mjx_cikd.host.run_dir import read_metrics
 from mjx_cikd.loop import trainer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -126,16 +126,16 @@ def test_a_kill_during_a_save_resumes_from_the_last_complete_checkpoint(
 
 KILL_AFTER_LOG = textwrap.dedent("""
     import os, signal, sys
-    from mjx_cikd.host import logger
+    from mjx_cikd.host import run_dir
 
-    at, original = int(sys.argv[1]), logger.RunLogger.write
+    at, original = int(sys.argv[1]), run_dir.RunLogger.write
 
     def write(self, record):  # SIGKILL once the log record of env step `at` is on disk
         original(self, record)
         if record.get("event") == "log" and record.get("env_steps") == at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    logger.RunLogger.write = write
+    run_dir.RunLogger.write = write
     sys.argv = ["train.py"] + sys.argv[2:]
     sys.path.insert(0, "scripts")
     import train

@@ -11,7 +11,7 @@ import sys
 import pytest
 from conftest import script
 
-from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.host.run_dir import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGS = ["--profile", "tiny", "--env", "ProbeTarget", "--episode_length", "0", "--tensorboard",
@@ -90,7 +90,7 @@ def test_an_offline_wandb_run_holds_the_config_the_records_and_the_end(
 
 def test_without_the_flag_nothing_of_wandb_is_imported():
     code = ("import sys; sys.path.insert(0, 'scripts'); import train; "
-            "from mjx_cikd.host import run, tracking, logger, progress; "
+            "from mjx_cikd.host import run, tracking, run_dir, progress; "
             "print('wandb' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr[-2000:]

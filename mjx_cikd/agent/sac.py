@@ -16,6 +16,7 @@ import optax
 from flax import struct
 
 from mjx_cikd.agent import networks
+from mjx_cikd.agent.gradient import gradient_step
 from mjx_cikd.agent.replay import Batch
 from mjx_cikd.config import Config
 from mjx_cikd.loop import parallel
@@ -83,23 +84,20 @@ class SAC(NamedTuple):
         """J(alpha) (Eq. 18): -alpha (log pi(a|s) + target_entropy), written on log alpha."""
         return -jnp.mean(log_alpha * jax.lax.stop_gradient(logp + self.target_entropy))
 
-    # --- one gradient step ----------------------------------------------------------------
+    # --- one gradient step of each (agent/gradient.py) -------------------------------------
     def update(self, agent: Agent, batch: Batch, key: jax.Array) -> tuple[Agent, dict]:
         k_critic, k_actor = jax.random.split(key)
-        (c_loss, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
-            agent.critic, agent, batch, k_critic)
-        updates, critic_opt = self.critic_tx.update(grads, agent.critic_opt, agent.critic)
-        critic = optax.apply_updates(agent.critic, updates)
+        (c_loss, q_mean), critic, critic_opt = gradient_step(
+            self.critic_loss, self.critic_tx, agent.critic, agent.critic_opt, agent, batch,
+            k_critic, has_aux=True)
         agent = agent.replace(critic=critic, critic_opt=critic_opt)
 
-        (a_loss, logp), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            agent.actor, agent, batch, k_actor)
-        updates, actor_opt = self.actor_tx.update(grads, agent.actor_opt, agent.actor)
-        actor = optax.apply_updates(agent.actor, updates)
+        (a_loss, logp), actor, actor_opt = gradient_step(
+            self.actor_loss, self.actor_tx, agent.actor, agent.actor_opt, agent, batch, k_actor,
+            has_aux=True)
 
-        al_loss, grads = jax.value_and_grad(self.alpha_loss)(agent.log_alpha, logp)
-        updates, alpha_opt = self.alpha_tx.update(grads, agent.alpha_opt, agent.log_alpha)
-        log_alpha = optax.apply_updates(agent.log_alpha, updates)
+        _, log_alpha, alpha_opt = gradient_step(self.alpha_loss, self.alpha_tx, agent.log_alpha,
+                                                agent.alpha_opt, logp)
 
         target = optax.incremental_update(critic, agent.target_critic, self.tau)
         agent = agent.replace(actor=actor, actor_opt=actor_opt, log_alpha=log_alpha,

@@ -46,8 +46,8 @@ def measure(config, repeats: int = 5) -> dict:
     plain = replace(config, algo="ensemble", learning_starts=0, audit_election=False,
                     log_every=LOOP_ITERS * config.num_envs, eval_every=2**30,
                     checkpoint_every=0, compile_cache="")
-    first = evaluate(members, norm, keys, start)
-    times = time_interleaved({"evaluation": Timed(one_evaluation, (keys, first)),
+    returns = evaluate(members, norm, keys, start)
+    times = time_interleaved({"evaluation": Timed(one_evaluation, (keys, returns)),
                               "loop": parts.loop(plain, task)}, repeats)
     iteration = [t / LOOP_ITERS for t in times["loop"]]
     period = config.phase_period

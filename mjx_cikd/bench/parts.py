@@ -107,13 +107,13 @@ def acting(config, task, ensemble, iters: int) -> Timed:
     n, k = config.num_envs, ensemble.size
 
     def run(members, key, total):
-        key, k_obs, k_member, k_scan = jax.random.split(key, 4)
+        key, k_obs, k_player, k_scan = jax.random.split(key, 4)
         obs = jax.random.normal(k_obs, (n, task.obs_size))
-        member = selection.draw_members(k_member, n, k)
+        player = selection.draw_members(k_player, n, k)
         norm = norm_lib.update(norm_lib.init(task.obs_size, config.normalize_obs), obs)
 
         def body(obs, key):
-            action = act(ensemble, members, norm, obs, member, key)
+            action = act(ensemble, members, norm, obs, player, key)
             return obs + 1e-3 * action.sum(-1, keepdims=True), None
 
         obs, _ = jax.lax.scan(body, obs, jax.random.split(k_scan, iters))

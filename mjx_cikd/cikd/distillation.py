@@ -25,8 +25,8 @@ index) is left bit-for-bit as it was, whatever group it sits in.
 
 from __future__ import annotations
 
-import functools
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,13 +35,18 @@ import optax
 
 from mjx_cikd.agent import replay
 from mjx_cikd.agent import sac as sac_lib
-from mjx_cikd.agent.ensemble import Ensemble, Members
+from mjx_cikd.agent.ensemble import Ensemble, Group, Members
+from mjx_cikd.agent.gradient import gradient_step
+from mjx_cikd.agent.masks import tree_where
+from mjx_cikd.agent.normalizer import Normalizer
 from mjx_cikd.config import Config
 from mjx_cikd.loop import parallel
 
 
-def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> jax.Array:
-    """KL(N(mean_p, std_p^2) || N(mean_q, std_q^2)) of diagonal Gaussians, summed over the last axis."""
+def gaussian_kl(mean_p: jax.Array, log_std_p: jax.Array, mean_q: jax.Array,
+                log_std_q: jax.Array) -> jax.Array:
+    """KL(N(mean_p, std_p^2) || N(mean_q, std_q^2)) of diagonal Gaussians, summed over the
+    last axis."""
     var_p, var_q = jnp.exp(2 * log_std_p), jnp.exp(2 * log_std_q)
     kl = log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2 * var_q) - 0.5
     return jnp.sum(kl, axis=-1)
@@ -63,132 +68,206 @@ def phase_steps(config: Config, filled: jax.Array) -> jax.Array:
     return jnp.asarray(config.distill_steps, jnp.int32)
 
 
-def make_phase(config: Config, ensemble: Ensemble):
+# --- the teacher ------------------------------------------------------------------------------
+
+
+class TeacherRow(NamedTuple):
+    """One width group's share of the teacher (a traced member index)."""
+
+    group: Group
+    holds: jax.Array  # the teacher is one of this group's members
+    agent: sac_lib.Agent  # the group's member at the teacher's place (its first when not holds)
+
+
+class TeacherTargets(NamedTuple):
+    """What every student is moved toward on a batch: the teacher's outputs, without gradient."""
+
+    mean: jax.Array  # [B, A] the teacher policy's pre-tanh mean
+    log_std: jax.Array  # [B, A]
+    q: jax.Array  # [B, 2] its Q1 and Q2 on the batch's (s, a)
+
+
+def teacher_rows(ensemble: Ensemble, members: Members,
+                 teacher: jax.Array) -> tuple[TeacherRow, ...]:
+    """Each group's member at the teacher's place: the teacher's own row is gathered once, and
+    only the group that holds the traced index counts."""
+    rows = []
+    for group, m in zip(ensemble.groups, members):
+        ids = jnp.asarray(np.array(group.members))
+        pos = jnp.argmax(ids == teacher)
+        rows.append(TeacherRow(group=group, holds=jnp.any(ids == teacher), agent=_row(m, pos)))
+    return tuple(rows)
+
+
+def _row(tree: Any, pos: jax.Array) -> Any:
+    return jax.tree.map(lambda x: x[pos], tree)
+
+
+def teacher_targets(rows: tuple[TeacherRow, ...], batch: replay.Batch) -> TeacherTargets:
+    """The teacher's (mean, log_std, Q) on `batch`, one forward per width group (not one per
+    member), the group that holds the teacher chosen."""
+    chosen = None
+    for row in rows:
+        mean, log_std = row.group.sac.actor.apply(row.agent.actor, batch.obs)
+        out = TeacherTargets(mean=mean, log_std=log_std, q=row.group.sac.critic.apply(
+            row.agent.critic, batch.obs, batch.action))
+        chosen = out if chosen is None else tree_where(row.holds, out, chosen)
+    return jax.tree.map(jax.lax.stop_gradient, chosen)
+
+
+class Gaps(NamedTuple):
+    """How far every member is from the teacher on a batch."""
+
+    kl: jax.Array  # [K] mean KL(teacher || member)
+    critic: jax.Array  # [K] mean sum_i (Q_i^member - Q_i^teacher)^2
+
+
+def gaps(ensemble: Ensemble, members: Members, teacher: jax.Array, batch: replay.Batch) -> Gaps:
+    targets = teacher_targets(teacher_rows(ensemble, members, teacher), batch)
+    mean, log_std = ensemble.policy(members, batch.obs)
+    q = ensemble.q_values(tuple(m.critic for m in members), batch.obs, batch.action)
+    return Gaps(kl=gaussian_kl(targets.mean, targets.log_std, mean, log_std).mean(-1),
+                critic=jnp.sum((q - targets.q) ** 2, -1).mean(-1))
+
+
+# --- the students' losses and steps -----------------------------------------------------------
+
+
+def policy_loss(actor: Any, sac: sac_lib.SAC, batch: replay.Batch,
+                targets: TeacherTargets) -> jax.Array:
+    """Eq. 1 on a batch: the mean KL(teacher || student)."""
+    mean, log_std = sac.actor.apply(actor, batch.obs)
+    return gaussian_kl(targets.mean, targets.log_std, mean, log_std).mean()
+
+
+def critic_loss(critic: Any, sac: sac_lib.SAC, batch: replay.Batch,
+                targets: TeacherTargets) -> jax.Array:
+    """The critic distillation: the l2 gap of Q1 and Q2 to the teacher's on the batch's (s, a)."""
+    q = sac.critic.apply(critic, batch.obs, batch.action)
+    return jnp.sum((q - targets.q) ** 2, -1).mean()
+
+
+class Students(NamedTuple):
+    """A width group's members as a phase moves them: each distilled network with its fresh
+    Adam (None for a part `--distill_parts` leaves alone, which never goes through Adam)."""
+
+    actor: Any
+    actor_opt: Any
+    critic: Any
+    critic_opt: Any
+
+
+def students_step(tx: optax.GradientTransformation, group: Group, students: Students,
+                  batch: replay.Batch, targets: TeacherTargets) -> Students:
+    """One Adam step of every member of a group (vmapped) toward the teacher's targets."""
+
+    def step_one(s: Students) -> Students:
+        actor, actor_opt, critic, critic_opt = s
+        if s.actor is not None:
+            _, actor, actor_opt = gradient_step(policy_loss, tx, s.actor, s.actor_opt, group.sac,
+                                                batch, targets)
+        if s.critic is not None:
+            _, critic, critic_opt = gradient_step(critic_loss, tx, s.critic, s.critic_opt,
+                                                  group.sac, batch, targets)
+        return Students(actor=actor, actor_opt=actor_opt, critic=critic, critic_opt=critic_opt)
+
+    return jax.vmap(step_one)(students)
+
+
+def settle(config: Config, m: sac_lib.Agent, moved: Students) -> sac_lib.Agent:
+    """A group's members after the distillation's steps: the parts it moved, the targets (one
+    tau step toward the new critic, or set to it) and, with `handover`, the Adam it moved them
+    with."""
+    actor = m.actor if moved.actor is None else moved.actor
+    critic = m.critic if moved.critic is None else moved.critic
+    if config.distill_optimizer == "handover":  # the student's SAC updates go on with it
+        m = m.replace(actor_opt=m.actor_opt if moved.actor is None else moved.actor_opt,
+                      critic_opt=m.critic_opt if moved.critic is None else moved.critic_opt)
+    if config.distill_target == "hard":
+        target = critic
+    else:
+        target = optax.incremental_update(critic, m.target_critic, config.tau)
+    return m.replace(actor=actor, critic=critic, target_critic=target)
+
+
+def copy(members: Members, rows: tuple[TeacherRow, ...]) -> Members:
+    """Every member becomes the teacher's actor and critics with their optimiser states."""
+    out = []
+    for m, row in zip(members, rows):
+        size = jax.tree.leaves(m.actor)[0].shape[0]
+        out.append(m.replace(**{name: _tiled(getattr(row.agent, name), size) for name in (
+            "actor", "critic", "actor_opt", "critic_opt")}))
+    return tuple(out)
+
+
+def _tiled(tree: Any, size: int) -> Any:
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (size,) + x.shape), tree)
+
+
+def keep_teacher(ensemble: Ensemble, old: Members, new: Members, teacher: jax.Array) -> Members:
+    """`new`, except the teacher's own row, which stays `old`'s bit for bit."""
+    return tuple(tree_where(jnp.asarray(np.array(group.members)) == teacher, o, n)
+                 for group, o, n in zip(ensemble.groups, old, new))
+
+
+Phase = Callable[[Members, replay.Replay, Normalizer, jax.Array, jax.Array],
+                 tuple[Members, PhaseStats]]
+
+
+def make_phase(config: Config, ensemble: Ensemble) -> Phase:
     """-> phase(members, buffer, normalizer, teacher, key) -> (members, PhaseStats)."""
-    par = parallel.Parallel(config)  # over devices: B_d / D rows each, gradients averaged
+    devices = parallel.Parallel(config)  # over devices: B_d / D rows each, gradients averaged
     # one Adam per network, as the authors set one up per model (distill.py:20-21), of the same
     # kind as SAC's: `handover` gives it to the student's SAC updates after the phase
     tx = sac_lib.adam(config, config.distill_lr)
-    handover = config.distill_optimizer == "handover"
-    batch_size = par.local(config.distill_batch_size)
+    batch_size = devices.local(config.distill_batch_size)
     learn_policy = config.distill_parts in ("both", "policy")
     learn_critic = config.distill_parts in ("both", "critic")
 
-    def teacher_of(members, teacher):
-        """-> (targets(obs, action), the teacher's stacked member row per group): the teacher's
-        (mean, log_std, Q) from the given parameters, one forward per width group (the teacher's
-        own slice is gathered once), not one per member. Only the group that holds the traced
-        teacher index is kept."""
-        picks = []
-        for group, m in zip(ensemble.groups, members):
-            ids = jnp.asarray(np.array(group.members))
-            pos = jnp.argmax(ids == teacher)
-            picks.append((group, jnp.any(ids == teacher), jax.tree.map(lambda x: x[pos], m)))
+    def fresh(params: Any) -> Any:
+        """A fresh Adam state of every member's network (None for a part left alone)."""
+        return None if params is None else jax.vmap(tx.init)(params)
 
-        def targets(obs, action):
-            chosen = None
-            for group, holds, agent in picks:
-                out = (*group.sac.actor.apply(agent.actor, obs),
-                       group.sac.critic.apply(agent.critic, obs, action))
-                chosen = out if chosen is None else jax.tree.map(
-                    lambda a, b: jnp.where(holds, a, b), out, chosen)
-            return jax.tree.map(jax.lax.stop_gradient, chosen)
-
-        return targets, [agent for _, _, agent in picks]
-
-    def gaps(members, teacher, obs, action):
-        t_mean, t_log_std, t_q = teacher_of(members, teacher)[0](obs, action)
-        mean, log_std = ensemble.policy(members, obs)
-        q = ensemble.q_values(tuple(m.critic for m in members), obs, action)
-        kl = gaussian_kl(t_mean, t_log_std, mean, log_std).mean(-1)
-        return kl, jnp.sum((q - t_q) ** 2, -1).mean(-1)
-
-    def group_loss(group, params, obs, action, t_mean, t_log_std, t_q):
-        actor, critic = params
-        loss = 0.0
-        if learn_policy:
-            mean, log_std = group.sac.actor.apply(actor, obs)
-            loss = loss + gaussian_kl(t_mean, t_log_std, mean, log_std).mean()  # Eq. 1
-        if learn_critic:
-            q = group.sac.critic.apply(critic, obs, action)
-            loss = loss + jnp.sum((q - t_q) ** 2, -1).mean()
-        return loss
-
-    def distil(members, buf, norm, teacher_targets, key, steps):
+    def distil(members: Members, buffer: replay.Replay, norm: Normalizer,
+               rows: tuple[TeacherRow, ...], key: jax.Array, steps: jax.Array) -> Members:
         """`steps` Adam steps of every member toward the teacher's targets (the teacher's own
         row is discarded by the caller)."""
-        params = tuple((m.actor, m.critic) for m in members)
-        opts = tuple((jax.vmap(tx.init)(a), jax.vmap(tx.init)(c)) for a, c in params)
+        start = []
+        for m in members:
+            actor = m.actor if learn_policy else None
+            critic = m.critic if learn_critic else None
+            start.append(Students(actor=actor, actor_opt=fresh(actor), critic=critic,
+                                  critic_opt=fresh(critic)))
 
-        def step(i, carry):
-            params, opts = carry
-            batch = replay.sample(buf, norm, jax.random.fold_in(key, i), (batch_size,))
-            obs, action = batch.obs, batch.action
-            targets = teacher_targets(obs, action)
-            new_params, new_opts = [], []
-            for group, p, o in zip(ensemble.groups, params, opts):
-                grad_fn = jax.grad(functools.partial(group_loss, group))
-                grads = jax.vmap(grad_fn, in_axes=(0, None, None, None, None, None))(
-                    p, obs, action, *targets)
-                moved = [jax.vmap(tx.update)(g, s, x) for g, s, x in zip(grads, o, p)]
-                new_params.append(tuple(optax.apply_updates(x, u)
-                                        for x, (u, _) in zip(p, moved)))
-                new_opts.append(tuple(s for _, s in moved))
-            return tuple(new_params), tuple(new_opts)
+        def step(i: jax.Array, students: tuple[Students, ...]) -> tuple[Students, ...]:
+            batch = replay.sample(buffer, norm, jax.random.fold_in(key, i), (batch_size,))
+            targets = teacher_targets(rows, batch)
+            return tuple(students_step(tx, group, s, batch, targets)
+                         for group, s in zip(ensemble.groups, students))
 
         # a fixed D stays a static trip count (a scan); epochs make a loop of dynamic length
         bound = steps if config.distill_epochs > 0 else config.distill_steps
-        params, opts = jax.lax.fori_loop(0, bound, step, (params, opts))
-        new_members = []
-        for m, (actor, critic), (actor_opt, critic_opt) in zip(members, params, opts):
-            if handover:  # the student's SAC updates go on with the distillation's Adam
-                m = m.replace(actor_opt=actor_opt if learn_policy else m.actor_opt,
-                              critic_opt=critic_opt if learn_critic else m.critic_opt)
-            if not learn_policy:  # bit-for-bit: the untouched part never goes through Adam
-                actor = m.actor
-            if not learn_critic:
-                critic = m.critic
-            if config.distill_target == "hard":
-                target = critic
-            else:
-                target = optax.incremental_update(critic, m.target_critic, config.tau)
-            new_members.append(m.replace(actor=actor, critic=critic, target_critic=target))
-        return tuple(new_members)
+        moved = jax.lax.fori_loop(0, bound, step, tuple(start))
+        return tuple(settle(config, m, s) for m, s in zip(members, moved))
 
-    def copy(members, teacher_rows):
-        """Every member becomes the teacher's actor and critics with their optimiser states."""
-        out = []
-        for m, t in zip(members, teacher_rows):
-            size = jax.tree.leaves(m.actor)[0].shape[0]
-            tile = lambda x: jnp.broadcast_to(x, (size,) + x.shape)  # noqa: E731
-            out.append(m.replace(**{name: jax.tree.map(tile, getattr(t, name)) for name in (
-                "actor", "critic", "actor_opt", "critic_opt")}))
-        return tuple(out)
-
-    def phase(members: Members, buf, norm, teacher, key):
+    def phase(members: Members, buffer: replay.Replay, norm: Normalizer, teacher: jax.Array,
+              key: jax.Array) -> tuple[Members, PhaseStats]:
         k_hold, k_steps = jax.random.split(key)
-        held = replay.sample(buf, norm, k_hold, (batch_size,))
-        held = (held.obs, held.action)
-        kl_before, critic_before = gaps(members, teacher, *held)
+        held = replay.sample(buffer, norm, k_hold, (batch_size,))
+        before = gaps(ensemble, members, teacher, held)
         # The teacher's outputs come from its parameters at the phase start. Its own row in the
         # vmapped student update sees a gradient of rounding noise only, which Adam would blow
         # up to full-size steps: it must never be the moving target.
-        teacher_targets, teacher_rows = teacher_of(members, teacher)
+        rows = teacher_rows(ensemble, members, teacher)
         if config.hard_copy:
-            steps = jnp.asarray(0, jnp.int32)
-            moved = copy(members, teacher_rows)
+            steps, moved = jnp.asarray(0, jnp.int32), copy(members, rows)
         else:
-            steps = phase_steps(config, par.total(buf.size))
-            moved = distil(members, buf, norm, teacher_targets, k_steps, steps)
-        new_members = []
-        for group, old, new in zip(ensemble.groups, members, moved):
-            is_teacher = jnp.asarray(np.array(group.members)) == teacher  # [k_g]
-            keep = lambda o, n: jnp.where(  # noqa: E731
-                is_teacher.reshape((-1,) + (1,) * (o.ndim - 1)), o, n)
-            new_members.append(jax.tree.map(keep, old, new))
-        new_members = tuple(new_members)
-        kl_after, critic_after = gaps(new_members, teacher, *held)
-        gaps_all = par.mean((kl_before, kl_after, critic_before, critic_after))
-        return new_members, PhaseStats(*gaps_all, steps)
+            steps = phase_steps(config, devices.total(buffer.size))
+            moved = distil(members, buffer, norm, rows, k_steps, steps)
+        new_members = keep_teacher(ensemble, members, moved, teacher)
+        before, after = devices.mean((before, gaps(ensemble, new_members, teacher, held)))
+        return new_members, PhaseStats(kl_before=before.kl, kl_after=after.kl,
+                                       critic_before=before.critic,
+                                       critic_after=after.critic, steps=steps)
 
     return phase

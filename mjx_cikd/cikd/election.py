@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from mjx_cikd.agent.masks import nan_argmax
+
 
 @struct.dataclass
 class ReturnRing:
@@ -123,7 +125,7 @@ def elect_teacher(scores: jax.Array, rule: str = "best",
     """-> (teacher index, whether any member is eligible). NaN scores are not eligible."""
     eligible = ~jnp.isnan(scores)
     if rule == "best":
-        teacher = jnp.argmax(jnp.where(eligible, scores, -jnp.inf))
+        teacher = nan_argmax(scores)
     elif rule == "worst":
         teacher = jnp.argmin(jnp.where(eligible, scores, jnp.inf))
     elif rule == "random":
@@ -136,9 +138,8 @@ def elect_teacher(scores: jax.Array, rule: str = "best",
 
 def runner_up(scores: jax.Array, teacher: jax.Array) -> jax.Array:
     """The best eligible member other than `teacher` (-1 when there is none)."""
-    others = jnp.where((jnp.arange(scores.shape[-1]) == teacher) | jnp.isnan(scores), -jnp.inf,
-                       scores)
-    return jnp.where(jnp.isfinite(others).any(-1), jnp.argmax(others, -1), -1).astype(jnp.int32)
+    others = jnp.where(jnp.arange(scores.shape[-1]) == teacher, jnp.nan, scores)
+    return jnp.where(jnp.isfinite(others).any(-1), nan_argmax(others), -1).astype(jnp.int32)
 
 
 def leads(scores: jax.Array, se: jax.Array, teacher: jax.Array, z: float) -> jax.Array:

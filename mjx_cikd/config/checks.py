@@ -107,8 +107,8 @@ EVAL_SHARE_WARNING = 0.5
 def updating_steps(config: Config) -> int:
     """Vector steps of the run that update the members: the trainer updates when the env steps
     after the vector step reach --learning_starts (`loop/trainer.py`, `learning`)."""
-    first = ceil_div(max(config.learning_starts, 1), config.num_envs)
-    return max(0, config.last_step // config.num_envs - first + 1)
+    first_update = ceil_div(max(config.learning_starts, 1), config.num_envs)
+    return max(0, config.last_step // config.num_envs - first_update + 1)
 
 
 def has_phase(config: Config) -> bool:

@@ -264,7 +264,7 @@ class Task:
             if stagger and i == 0:
                 t = jax.random.randint(jax.random.fold_in(keys[0], 1), t.shape, 0,
                                        self.episode_length)
-            states.append(EnvState(inner=mine, obs=_clean(mine.obs), t=t,
+            states.append(EnvState(inner=mine, obs=_finite_obs(mine.obs), t=t,
                                    first=mine if self.fixed_starts else None))
             start += size
         return tuple(states)
@@ -273,7 +273,7 @@ class Task:
         """One step without reset: the evaluation rollout masks finished episodes itself."""
         inner = jax.vmap(self._step)(state.inner, action)
         t = state.t + 1
-        next_obs = _clean(inner.obs)
+        next_obs = _finite_obs(inner.obs)
         terminated = inner.done > 0.5
         truncated = (t >= self.episode_length) & ~terminated
         out = StepOut(next_obs, jnp.nan_to_num(inner.reward.astype(jnp.float32)),
@@ -292,7 +292,7 @@ class Task:
 
         def restart(stepped: EnvState, inner) -> EnvState:
             inner = jax.tree.map(pick, inner, stepped.inner)
-            return stepped.replace(inner=inner, obs=_clean(inner.obs),
+            return stepped.replace(inner=inner, obs=_finite_obs(inner.obs),
                                    t=jnp.where(done, 0, stepped.t))
 
         if self.fixed_starts:
@@ -318,7 +318,8 @@ def _per_env(x: jax.Array, n: int) -> bool:
     return x.ndim > 0 and x.shape[0] == n
 
 
-def _clean(obs: jax.Array) -> jax.Array:
+def _finite_obs(obs: jax.Array) -> jax.Array:
+    """An observation as float32 with NaN and infinities zeroed (dict observations refused)."""
     if isinstance(obs, dict):
         raise ConfigError("tasks with dict observations are not supported")
     return jnp.nan_to_num(obs.astype(jnp.float32), posinf=0.0, neginf=0.0)

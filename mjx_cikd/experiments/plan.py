@@ -40,7 +40,7 @@ from mjx_cikd.experiments.sets import (  # noqa: F401 (callers read them from he
     ExperimentSet,
     Variant,
 )
-from mjx_cikd.host import logger
+from mjx_cikd.host.run_dir import clear as clear_run_dir
 
 # Fields that may differ between an existing run directory and the planned run without making
 # it a different experiment: the ones a resume may change (total_steps: a longer run resumes the
@@ -271,7 +271,7 @@ def execute(p: Planned, index: int, total: int) -> None:
         p.record(_reused_from(p.run_dir)).write(p.run_dir)
         return
     if p.action in ("restart", "reuse"):  # what an unfinished, unresumable run left behind
-        logger.clear(p.run_dir)
+        clear_run_dir(p.run_dir)
     if p.action == "reuse":
         say(f"identical to the finished run {p.source}, its metrics copied")
         p.run_dir.mkdir(parents=True, exist_ok=True)

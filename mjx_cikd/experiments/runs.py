@@ -25,7 +25,7 @@ from mjx_cikd.experiments.plan import (
     default_curves,
     member_labels,
 )
-from mjx_cikd.host.logger import read_metrics
+from mjx_cikd.host.run_dir import read_metrics
 
 # The statistics an audited election logs for every member, scored as if each had decided.
 STATISTICS = ("train_returns", "reward_rate", "statistic")

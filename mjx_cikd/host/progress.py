@@ -48,16 +48,16 @@ def summary(config: Config, log, rows: list[dict]) -> dict[str, str]:
 
 
 class Progress:
-    """The progress of one run from vector step `first` (a resumed run's checkpoint)."""
+    """The progress of one run from vector step `start_iteration` (a resumed run's checkpoint)."""
 
-    def __init__(self, config: Config, first: int, mode: str):
+    def __init__(self, config: Config, start_iteration: int, mode: str):
         self.config, self.mode = config, mode
         self.per_step = config.num_envs * config.num_seeds  # env steps of all seeds per step
         self.bar = None
         if mode == "bar":
             desc = "env steps" + (f" x {config.num_seeds} seeds" if config.num_seeds > 1 else "")
-            self.bar = tqdm(total=max(config.total_iters, first) * self.per_step,
-                            initial=first * self.per_step, desc=desc, unit="step",
+            self.bar = tqdm(total=max(config.total_iters, start_iteration) * self.per_step,
+                            initial=start_iteration * self.per_step, desc=desc, unit="step",
                             unit_scale=True, dynamic_ncols=True, file=sys.stderr)
 
     def update(self, log, rows: list[dict], iteration: int, sps: float) -> None:

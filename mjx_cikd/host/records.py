@@ -2,7 +2,7 @@
 
 One `log` record per seed and chunk, an `eval` record per evaluation, a `distill` record per
 phase point (with the audit's hit and regret when the election is audited); the formats are in
-`logger`. `end_summary` is the run's end-of-run view, over the whole run (a resumed one too:
+`run_dir`. `end_summary` is the run's end-of-run view, over the whole run (a resumed one too:
 it reads the records the run directory holds): every seed's final evaluation and the audited
 elections' hit rate and regret over all seeds.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from mjx_cikd.cikd import election
 from mjx_cikd.config import Config
-from mjx_cikd.host.logger import RunLogger
+from mjx_cikd.host.run_dir import RunLogger
 from mjx_cikd.loop import parallel
 
 

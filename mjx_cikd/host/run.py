@@ -24,8 +24,8 @@ from mjx_cikd.agent import batching, replay
 from mjx_cikd.config import Config, budget_warnings, ceil_div
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint, interrupt, records, resources, start_cache, tracking
-from mjx_cikd.host.logger import NullLogger, RunLogger, claim
 from mjx_cikd.host.progress import Progress
+from mjx_cikd.host.run_dir import NullLogger, RunLogger, claim
 from mjx_cikd.loop import faults, parallel
 from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, TrainState, env_axis, make_train
 
@@ -44,7 +44,7 @@ def enable_compile_cache(path: str) -> None:
 @dataclasses.dataclass
 class Compiled:
     trainer: Trainer
-    first: start_cache.FirstStates  # the seeds' first env states, from disk or simulated
+    starts: start_cache.FirstStates  # the seeds' first env states, from disk or simulated
     init: Callable[[jax.Array, envs.Starts], TrainState]  # compiled, over S seeds
     chunk: Callable[[TrainState, Schedule], tuple[TrainState, Schedule, ChunkLog]]  # S seeds
     compile_s: float
@@ -52,7 +52,7 @@ class Compiled:
 
     def start(self, keys: jax.Array) -> TrainState:
         """The training state of the seeds `keys` at t = 0."""
-        return self.init(keys, self.first(keys))
+        return self.init(keys, self.starts(keys))
 
     def place(self, state: TrainState, sched: Schedule) -> tuple[TrainState, Schedule]:
         """A state (e.g. restored) and schedule where the compiled chunk expects them."""
@@ -79,8 +79,8 @@ def build(config: Config, trainer: Trainer | None = None,
                           out_axes=(0, None, 0))
     start = time.perf_counter()
     keys = seed_keys(config)
-    first = start_cache.prepare(trainer, keys, cache_dir)
-    state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, first.shape)
+    starts = start_cache.prepare(trainer, keys, cache_dir)
+    state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, starts.shape)
     shardings, sched_sharding, out_shardings = None, None, None
     if config.devices > 1:  # over a device mesh (parallel.py), the state split by its structure
         layout = env_axis(state_shape)
@@ -94,9 +94,9 @@ def build(config: Config, trainer: Trainer | None = None,
                    out_shardings=shardings if jax.process_count() == 1 else None)
     chunk = jax.jit(chunk, in_shardings=(shardings, sched_sharding), out_shardings=out_shardings,
                     donate_argnums=0)
-    init_c = init.lower(keys, first.shape).compile()
+    init_c = init.lower(keys, starts.shape).compile()
     chunk_c = chunk.lower(state_shape, trainer.schedule()).compile()
-    return Compiled(trainer=trainer, first=first, init=init_c, chunk=chunk_c,
+    return Compiled(trainer=trainer, starts=starts, init=init_c, chunk=chunk_c,
                     compile_s=time.perf_counter() - start, shardings=shardings)
 
 
@@ -158,7 +158,7 @@ class LoopEnd(NamedTuple):
     run's checkpoint), and the seconds it ran."""
 
     iteration: int
-    first: int
+    start_iteration: int
     loop_s: float
 
 
@@ -227,12 +227,12 @@ class _Loop:
                 f"(--seed {self.config.seed + f['seed']}), by env step {f['env_steps']:,}")
 
     def run(self, state, sched, progress: str) -> LoopEnd:
-        config, n, ipc = self.config, self.config.num_envs, self.config.iters_per_chunk
-        iteration = first = int(sched.iteration)  # host-side mirror of the schedule's counter
-        ckpt_every = (max(1, config.checkpoint_every // (ipc * n)) if config.checkpoint_every
-                      else 0)
-        self.bar = Progress(config, first, progress)
-        self.best = checkpoint.best(self.run_dir, upto=first * n)  # a resume's, or None
+        config, n, per_chunk = self.config, self.config.num_envs, self.config.iters_per_chunk
+        iteration = start = int(sched.iteration)  # host-side mirror of the schedule's counter
+        ckpt_every = (max(1, config.checkpoint_every // (per_chunk * n))
+                      if config.checkpoint_every else 0)
+        self.bar = Progress(config, start, progress)
+        self.best = checkpoint.best(self.run_dir, upto=start * n)  # a resume's, or None
         loop_start, chunks = time.perf_counter(), 0
         with interrupt.StopRequest(self.say) as stop:
             while iteration < config.total_iters:
@@ -263,10 +263,10 @@ class _Loop:
                 if not np.all(log.replicas_agree):
                     self.close_bar()
                     raise Stopped(f"the devices' copies of the members differ after env step "
-                                  f"{(iteration + ipc) * n:,} (a bug: please report it)", 1)
-                sps = ipc * n * config.num_seeds / (time.perf_counter() - t0)
+                                  f"{(iteration + per_chunk) * n:,} (a bug: please report it)", 1)
+                sps = per_chunk * n * config.num_seeds / (time.perf_counter() - t0)
                 self.write_chunk(log, iteration, sps)
-                iteration += ipc
+                iteration += per_chunk
                 chunks += 1
                 self.keep_best(state, sched, log, iteration)
                 self.bar.update(log, self.logger.rows, iteration, sps)
@@ -281,15 +281,15 @@ class _Loop:
                 if (ckpt_every and chunks % ckpt_every == 0) or iteration >= config.total_iters:
                     self.save(state, sched)
         self.close_bar()
-        return LoopEnd(iteration=iteration, first=first,
+        return LoopEnd(iteration=iteration, start_iteration=start,
                        loop_s=time.perf_counter() - loop_start)
 
     def write_chunk(self, log, iteration: int, sps: float) -> None:
-        n, ipc = self.config.num_envs, self.config.iters_per_chunk
+        n, per_chunk = self.config.num_envs, self.config.iters_per_chunk
         # a resumed run's clock goes on from its last kept record: wall_s never goes back
         wall = self.logger.wall_offset + time.perf_counter() - self.started
         for s in range(self.config.num_seeds):
-            for row in records.chunk_records(self.config, log, s, (iteration + ipc) * n, wall,
+            for row in records.chunk_records(self.config, log, s, (iteration + per_chunk) * n, wall,
                                              sps, iteration):
                 records.write(self.logger, row, s, sps)
         self.logger.flush()
@@ -363,18 +363,18 @@ def _train(config: Config, task: envs.Task, nbytes: int, run_dir: pathlib.Path, 
     state, sched = compiled.place(state, sched)
     # the run directory is written from here on: compiling and allocating the state (where
     # memory runs out) leave it as it was. A resumed run's records past its checkpoint go.
-    first = saved.step if saved is not None else 0
+    start_step = saved.step if saved is not None else 0
     logger = (RunLogger(run_dir, config.to_dict(), config.tensorboard, run_facts(task, config),
-                        resume_step=first if resume else None,
+                        resume_step=start_step if resume else None,
                         sink=tracking.WandbSink(run_dir, config) if config.wandb else None)
               if parallel.primary() else NullLogger())
     logger.write(dict(event="run", phase="resume" if saved is not None else "start",
-                      env_steps=first, compile_s=compiled.compile_s, replay_bytes=nbytes,
+                      env_steps=start_step, compile_s=compiled.compile_s, replay_bytes=nbytes,
                       **run_facts(task, config)))
     loop, summary = _Loop(config, compiled, logger, run_dir, meta, say, start), None
     try:
         end = loop.run(state, sched, progress="off" if quiet else config.progress)
-        ran = (end.iteration - end.first) * config.num_envs
+        ran = (end.iteration - end.start_iteration) * config.num_envs
         loop_s = end.loop_s
         # wall_s and the summaries cover the whole run, across the processes of a resumed one
         summary = dict(event="run", phase="end", env_steps=end.iteration * config.num_envs,

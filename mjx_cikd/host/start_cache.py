@@ -112,12 +112,12 @@ class FirstStates:
     compiled: Callable[[jax.Array], envs.Starts] | None  # ahead of time; None: the file had them
 
     def __call__(self, keys: jax.Array) -> envs.Starts:
-        first = load(self.file, self.shape) if self.file else None
-        if first is None:
-            first = (self.compiled or self.simulate)(keys)
+        starts = load(self.file, self.shape) if self.file else None
+        if starts is None:
+            starts = (self.compiled or self.simulate)(keys)
             if self.file:
-                save(self.file, first)
-        return first
+                save(self.file, starts)
+        return starts
 
 
 def prepare(trainer, keys: jax.Array, cache_dir: str) -> FirstStates:

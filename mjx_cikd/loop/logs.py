@@ -1,7 +1,7 @@
-"""What the loop reports: one iteration's phase point (`PhaseOutcome`), an iteration's log
-(`IterationLog`, stacked over a chunk by `lax.scan`) and what the host reads after a chunk
-(`ChunkLog`). Named records, never positional tuples (`host/records.py` turns them into
-metrics.jsonl)."""
+"""What the loop reports: an iteration's log (`IterationLog`, stacked over a chunk by `lax.scan`,
+holding its phase point's `PhaseOutcome`, which `cikd/phases.py` fills) and what the host reads
+after a chunk (`ChunkLog`, made by `summarise`). Named records, never positional tuples
+(`host/records.py` turns them into metrics.jsonl)."""
 
 from __future__ import annotations
 
@@ -10,34 +10,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mjx_cikd.cikd import distillation
+from mjx_cikd.cikd import election
+from mjx_cikd.cikd.phases import PhaseOutcome
 from mjx_cikd.loop import faults
-
-
-class PhaseOutcome(NamedTuple):
-    """What one iteration's phase point did; `skipped(k)` is every iteration without one."""
-
-    due: jax.Array  # a phase point fell on this iteration
-    ran: jax.Array  # the students moved (a teacher existed and the schedule wanted it)
-    teacher: jax.Array  # the elected member, -1 when none was eligible (or "(extra)")
-    statistic: jax.Array  # [K] the R_k the election ranked
-    statistic_se: jax.Array  # [K] its standard error (NaN for reward_rate)
-    confident: jax.Array  # the elected member led beyond its noise (--election_rule confident)
-    train_returns: jax.Array  # [K] every cheap statistic, so one run scores each of them
-    reward_rate: jax.Array  # [K]
-    staleness: jax.Array  # [K] phase points since the train_returns episodes began (mean)
-    audit: jax.Array  # [K] each member's deterministic return before the phase (--audit_election)
-    audit_se: jax.Array  # [K] its standard error over --audit_episodes
-    stats: distillation.PhaseStats  # [K] each, and the steps taken
-
-    @staticmethod
-    def skipped(k: int) -> "PhaseOutcome":
-        nan = jnp.full(k, jnp.nan)
-        return PhaseOutcome(
-            due=jnp.asarray(False), ran=jnp.asarray(False), teacher=jnp.asarray(-1, jnp.int32),
-            statistic=nan, statistic_se=nan, confident=jnp.asarray(False), train_returns=nan,
-            reward_rate=nan, staleness=nan, audit=nan, audit_se=nan,
-            stats=distillation.PhaseStats(nan, nan, nan, nan, jnp.asarray(0, jnp.int32)))
 
 
 class IterationLog(NamedTuple):
@@ -60,3 +35,19 @@ class ChunkLog(NamedTuple):
     eval_return: jax.Array  # [T, K]
     faults: faults.Faults  # [K] each: where a loss, parameter or return turned non-finite
     replicas_agree: jax.Array  # over several devices: they hold the same parameters (else True)
+
+
+def summarise(logs: IterationLog, ring: election.ReturnRing,
+              replicas_agree: jax.Array) -> ChunkLog:
+    """A chunk's iteration logs ([T] each) and its final return ring as the host reads them:
+    the metrics averaged over the iterations that updated, and where a value turned
+    non-finite."""
+    weight = logs.learning.astype(jnp.float32)[:, None]
+    denom = jnp.maximum(weight.sum(0), 1.0)
+    metrics = {name: (v * weight).sum(0) / denom for name, v in logs.metrics.items()}
+    # the audit is for the record only: whatever it measures never stops or rolls back a run
+    bad_returns = logs.eval_due[:, None] & ~jnp.isfinite(logs.eval_return)
+    found = faults.check(logs.metrics, logs.learning, bad_returns, ~logs.finite)
+    return ChunkLog(metrics=metrics, recent_return=election.recent_mean(ring),
+                    episodes=ring.count, phase=logs.phase, eval_due=logs.eval_due,
+                    eval_return=logs.eval_return, faults=found, replicas_agree=replicas_agree)

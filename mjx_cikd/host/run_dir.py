@@ -132,13 +132,14 @@ def claim(run_dir: str | pathlib.Path, resume: bool, overwrite: bool) -> RunLock
     return lock
 
 
-def _clean(value: Any) -> Any:
+def _json_ready(value: Any) -> Any:
+    """A record as JSON holds it: arrays as lists, floats to 6 digits, NaN and inf as null."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [_json_ready(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
+        return _json_ready(value.tolist())
     if isinstance(value, (np.floating, float)):
         value = float(value)
         return None if math.isnan(value) or math.isinf(value) else round(value, 6)
@@ -174,7 +175,7 @@ class RunLogger:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
             if facts is not None:  # what the run resolved the config to, and where it ran
-                (self.dir / "run.json").write_text(json.dumps(_clean(facts), indent=2) + "\n")
+                (self.dir / "run.json").write_text(json.dumps(_json_ready(facts), indent=2) + "\n")
             if resume_step is not None:  # 0: a resume without a checkpoint starts afresh
                 self.wall_offset = self.rewind(resume_step or -1, keep=())
             else:
@@ -209,7 +210,7 @@ class RunLogger:
         return max([r["wall_s"] for r in rows if r.get("wall_s") is not None], default=0.0)
 
     def write(self, record: dict) -> None:
-        record = _clean(record)
+        record = _json_ready(record)
         try:
             self._file.write(json.dumps(record) + "\n")
         except OSError as err:
