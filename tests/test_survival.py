@@ -3,8 +3,6 @@
 Each test trains the same tiny run (`RUN`, a probe task, three members distilling) and compares
 with the uninterrupted run's numbers (`straight`, trained once for the module)."""
 
-import json
-import os
 import pathlib
 import signal
 import subprocess
