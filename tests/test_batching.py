@@ -56,3 +56,15 @@ def test_named_outputs_keep_their_type_and_a_mismatched_axes_list_is_refused():
     assert type(out) is Pair and out.batched.shape == (1, 2) and out.shared.shape == (1, 2)
     with pytest.raises(ValueError, match="2 axes given for 3 values"):
         batching.vmap(lambda a, b, c: a, 1, in_axes=(0, None))(jnp.ones((1, 2)), 1, 2)
+
+
+def test_a_state_with_leaves_outside_the_axis_keeps_jax_vmap():
+    """MuJoCo Warp keeps some state leaves unbatched under its own rule: squeezing them would be
+    wrong, so a single seed of such a state maps with jax.vmap, and a plain state runs unbatched."""
+    plain = {"obs": jax.ShapeDtypeStruct((1, 5), jnp.float32)}
+    warp = {**plain, "contacts": jax.ShapeDtypeStruct((100, 3), jnp.float32)}
+    assert batching.mapper(1, warp) is jax.vmap
+    assert batching.mapper(2, plain) is jax.vmap
+    seen = []
+    fn = batching.mapper(1, plain)(lambda x: seen.append(x.shape) or x * 2)
+    assert fn(jnp.ones((1, 5))).shape == (1, 5) and seen == [(5,)]

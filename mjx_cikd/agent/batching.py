@@ -6,6 +6,8 @@ LayerNorm'd network under a size-1 batch axis about 3x slower than the same netw
 axis (7 against 22 ms for a 2x256 critic at batch 512, and 35 against 11 ms for K = 3 members
 inside a seed axis of 1; `docs/benchmarks.md`, "A batch axis of one"). Vanilla-SAC (K = 1) and
 every single-seed run (S = 1) have such axes, and the defaults put LayerNorm in the critics.
+`mapper` chooses for a whole state: MuJoCo Warp's state has leaves that its own batching rule
+keeps without the axis, and there `jax.vmap` stays.
 """
 
 from __future__ import annotations
@@ -49,3 +51,12 @@ def vmap(fn: Callable[..., Any], size: int, in_axes: Axes = 0,
         return tuple(back) if type(out) is tuple else type(out)(*back)
 
     return on_one
+
+
+def mapper(size: int, trees: Any) -> Callable[..., Callable[..., Any]]:
+    """-> map(fn, in_axes=..., out_axes=...) over an axis of `size` for a function of `trees`
+    (shape pytrees, e.g. `jax.eval_shape`'s): `vmap` above where `size` is 1 and every leaf
+    carries the axis first, else `jax.vmap` (some leaves are batched by a rule of their own)."""
+    if size == 1 and all(x.shape[:1] == (1,) for x in jax.tree.leaves(trees)):
+        return lambda fn, **axes: vmap(fn, 1, **axes)
+    return jax.vmap

@@ -74,13 +74,13 @@ def build(config: Config, trainer: Trainer | None = None,
     whose reset is costly (`start_cache`); that reset is compiled only if they are not there."""
     trainer = trainer or make_train(config)
     cache_dir = config.compile_cache if cache_dir is None else cache_dir
-    # over the seeds; a single seed runs unbatched (agent/batching.py: a far better CPU program)
-    chunk = batching.vmap(trainer.chunk, config.num_seeds, in_axes=(0, None),
-                          out_axes=(0, None, 0))
     start = time.perf_counter()
     keys = seed_keys(config)
     starts = start_cache.prepare(trainer, keys, cache_dir)
     state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, starts.shape)
+    # a single seed runs unbatched where its whole state carries the seed axis (not under Warp)
+    over_seeds = batching.mapper(config.num_seeds, (starts.shape, state_shape))
+    chunk = over_seeds(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0))
     shardings, sched_sharding, out_shardings = None, None, None
     if config.devices > 1:  # over a device mesh (parallel.py), the state split by its structure
         layout = env_axis(state_shape)
@@ -90,7 +90,7 @@ def build(config: Config, trainer: Trainer | None = None,
         # the state leaves the chunk as it came in (zero-size leaves included): the next takes it
         out_shardings = (shardings, sched_sharding, None)
     # over several processes each builds the whole state and `place` keeps its devices' parts
-    init = jax.jit(batching.vmap(trainer.init, config.num_seeds),
+    init = jax.jit(over_seeds(trainer.init),
                    out_shardings=shardings if jax.process_count() == 1 else None)
     chunk = jax.jit(chunk, in_shardings=(shardings, sched_sharding), out_shardings=out_shardings,
                     donate_argnums=0)
