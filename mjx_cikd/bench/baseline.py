@@ -248,7 +248,7 @@ def plot(runs: dict, grid: np.ndarray, path: pathlib.Path) -> pathlib.Path:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("deterministic evaluation return")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    ncol = 2 if len(tasks) < 3 else len(labels)
+    ncol = 2 if len(tasks) < 3 else min(len(labels), 3)  # a row of five runs off the figure
     rows = -(-len(labels) // ncol)
     fig.set_size_inches(max(4.2 * len(tasks), 8.0), 3.6 + 0.25 * rows)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
