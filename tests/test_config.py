@@ -278,12 +278,13 @@ def test_a_budget_that_trains_nothing_is_refused_and_one_without_a_phase_warned(
         check_budget(resolve({"total_steps": 4096, "learning_starts": 5000}))
     check_budget(resolve({"total_steps": 5000, "learning_starts": 5000}))
     assert budget_warnings(resolve({}), 1000) == []
-    for values in ({"total_steps": 8000}, {"total_steps": 8000, "algo": "ensemble",
-                                           "extra_updates": True}):
+    # the defaults before Playground's (64 envs, 5,000 warm-up steps): no other warning comes
+    old = {"total_steps": 8000, "learning_starts": 5000, "num_envs": 64}
+    for values in (old, dict(old, algo="ensemble", extra_updates=True)):
         (note,) = budget_warnings(resolve(values), 1000)
         assert "--total_steps 8000 ends before --distill_warmup 10000: no phase will run" in note
     # no phases anyway
-    assert budget_warnings(resolve({"total_steps": 8000, "algo": "ensemble"}), 1000) == []
+    assert budget_warnings(resolve(dict(old, algo="ensemble")), 1000) == []
 
 
 def test_evaluation_past_half_the_run_is_warned():

@@ -149,7 +149,7 @@ def test_handover_gives_the_students_the_distillations_adam_and_leaves_the_teach
     for i in range(4):
         for a, b in zip(jax.tree.leaves(states[i].members[0].actor),
                         jax.tree.leaves(fresh_states[i].members[0].actor)):
-            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # two compiles: rounding
     # ... and the next SAC update differs: the students now step at 1e-3
     after, fresh_after = states, fresh_states
     student = int(np.flatnonzero(np.arange(3) != teacher)[0])
