@@ -42,6 +42,9 @@ def _add_args(parser) -> None:
     parser.add_argument("--seeds", default=str(experiments.DEFAULT_SEEDS),
                         help=f"seeds per run, side by side (default {experiments.DEFAULT_SEEDS})")
     parser.add_argument("--out", default="runs/reproduce", help="root of the run directories")
+    parser.add_argument("--variants", metavar="NAMES",
+                        help="comma-separated variants to run, by their directory names (e.g. "
+                             "SAC-CIKD_eval_argmax; default: all of the set's, in its order)")
     parser.add_argument("--no_reuse", action="store_true",
                         help="train every run even if an identical finished run exists")
     parser.add_argument("--cluster", metavar="ray[=ADDRESS]",
@@ -60,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = functools.partial(  # absolute on a cluster: a worker's working dir is not ours
             experiments.plan, args.set, [t.strip() for t in args.tasks.split(",") if t.strip()],
             config_lib.coerce("seeds", args.seeds, int), out.absolute() if spec else out, flags,
-            profile or None, reuse=not args.no_reuse)
+            profile or None, reuse=not args.no_reuse,
+            variants=None if args.variants is None else
+            [v.strip() for v in args.variants.split(",") if v.strip()])
         if spec:
             planned, failed = cluster.run(spec, plan)
         else:

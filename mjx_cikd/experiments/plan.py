@@ -185,10 +185,28 @@ def check_flags(set_name: str, flags: dict) -> None:
             raise ConfigError(f"--{name} is not used by reproduce.py; use {instead}")
 
 
+def chosen_variants(set_name: str, names: list[str] | None) -> list[tuple[int, Variant]]:
+    """The variants of `set_name` named in `names` (directory names: `Variant.slug`), each with its
+    position in the whole set (so that a figure's colours do not depend on which ran); every
+    variant when `names` is None."""
+    variants = list(enumerate(SETS[set_name].variants))
+    if names is None:
+        return variants
+    known = {v.slug: i for i, v in variants}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ConfigError(f"--variants: no variant {', '.join(map(repr, unknown)) or 'named'} in "
+                          f"{set_name}; its variants: {', '.join(v.slug for _, v in variants)}")
+    wanted = {known[n] for n in names}
+    return [(i, v) for i, v in variants if i in wanted]
+
+
 def plan(set_name: str, tasks: list[str], seeds: int, out: pathlib.Path, flags: dict,
-         profile: dict | None = None, reuse: bool = True) -> list[Planned]:
-    """Every run of `set_name` on `tasks`: its Config (DEFAULT_TOTAL_STEPS, then the profile's
-    values, then `flags`, then the variant's fields), its directory, and what to do with it."""
+         profile: dict | None = None, reuse: bool = True,
+         variants: list[str] | None = None) -> list[Planned]:
+    """Every run of `set_name` on `tasks` (only the `variants` named, if given): its Config
+    (DEFAULT_TOTAL_STEPS, then the profile's values, then `flags`, then the variant's fields),
+    its directory, and what to do with it."""
     if set_name not in SETS:
         raise ConfigError(f"unknown experiment set {set_name!r}; known: {', '.join(SETS)}")
     check_flags(set_name, flags)
@@ -196,6 +214,7 @@ def plan(set_name: str, tasks: list[str], seeds: int, out: pathlib.Path, flags: 
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if not tasks:
         raise ConfigError("--tasks is empty")
+    chosen = chosen_variants(set_name, variants)
     if len(set(tasks)) != len(tasks):
         raise ConfigError(f"--tasks lists a task twice: {','.join(tasks)}")
     # jax and MuJoCo take seconds to load: analysis reads the records of this module without them
@@ -204,7 +223,7 @@ def plan(set_name: str, tasks: list[str], seeds: int, out: pathlib.Path, flags: 
     base = dict(total_steps=DEFAULT_TOTAL_STEPS) | (profile or {}) | flags | dict(num_seeds=seeds)
     planned = []
     for task_order, task in enumerate(tasks):
-        for order, variant in enumerate(SETS[set_name].variants):
+        for order, variant in chosen:
             run_dir = out / set_name / task / variant.slug
             values = dict(base, **variant.values, env=task, run_dir=str(run_dir))
             try:
