@@ -23,10 +23,10 @@ def _script(*args, timeout=600):
                           timeout=timeout, cwd=ROOT)
 
 
-def _plan(set_name, out, tasks=("ProbeTarget",), seeds=2, reuse=True, **flags):
+def _plan(set_name, out, tasks=("ProbeTarget",), seeds=2, reuse=True, variants=None, **flags):
     profile = {k: v for k, v in TINY.items() if k not in ("env",)}
     return experiments.plan(set_name, list(tasks), seeds, pathlib.Path(out), flags,
-                            profile=profile, reuse=reuse)
+                            profile=profile, reuse=reuse, variants=variants)
 
 
 def _finish(p, steps=None):
@@ -47,7 +47,8 @@ def _finish(p, steps=None):
 def test_reproduce_refuses_bad_sets_and_flags_with_one_line():
     for argv in (["fig9"], ["fig1", "--algo", "sac"], ["fig1", "--bogus", "1"],
                  ["teacher", "--teacher", "random"], ["election", "--audit_election", "true"],
-                 ["fig1", "--overwrite"], ["fig1", "--coordinator", "localhost:1"]):
+                 ["fig1", "--overwrite"], ["fig1", "--coordinator", "localhost:1"],
+                 ["noise", "--variants", "SAC-CIKD_eval_argmax,Vanilla-SAC"]):
         proc = _script(ROOT / "scripts" / "reproduce.py", *argv, timeout=120)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
@@ -183,6 +184,22 @@ def test_every_set_plans_valid_configs_with_its_variants_fields(tmp_path):
     assert [(p.config.election_metric, p.config.election_rule) for p in noise] == [
         ("train_returns", "argmax"), ("train_returns", "confident"), ("eval", "argmax"),
         ("eval", "confident"), ("reward_rate", "argmax")]
+
+
+def test_variants_runs_only_the_named_ones_each_in_its_place_in_the_set(tmp_path):
+    planned = _plan("noise", tmp_path / "runs", tasks=("ProbeTarget", "ProbeConstant"),
+                    variants=["SAC-CIKD_eval_confident", "SAC-CIKD_train_returns_argmax"])
+    # the set's order, not the flag's, and each run's record keeps its place in the whole set
+    assert [(p.task, p.variant.slug, p.order) for p in planned] == [
+        ("ProbeTarget", "SAC-CIKD_train_returns_argmax", 0),
+        ("ProbeTarget", "SAC-CIKD_eval_confident", 3),
+        ("ProbeConstant", "SAC-CIKD_train_returns_argmax", 0),
+        ("ProbeConstant", "SAC-CIKD_eval_confident", 3)]
+    assert planned[1].record().order == 3
+    assert [p.config.election_rule for p in planned[:2]] == ["argmax", "confident"]
+    for names in (["Vanilla-SAC"], ["SAC-CIKD (eval, argmax)"], []):  # a legend is not a name
+        with pytest.raises(ConfigError, match="--variants: .*SAC-CIKD_eval_argmax"):
+            _plan("noise", tmp_path / "runs", variants=names)
 
 
 def test_each_set_refuses_the_fields_it_defines(tmp_path):
