@@ -61,6 +61,12 @@ def test_the_end_summary_scores_decided_phases_apart():
     assert summary["election_hit_rate"] == 0.5
     assert summary["election_hit_rate_decided"] == pytest.approx(2 / 3)
     assert summary["election_regret_normalized"] == pytest.approx((0 + 0.5 + 0.5 + 0) / 4)
+    # an audited run whose phases never elected a teacher says so; an unaudited one has no fields
+    declined = [dict(event="distill", ran=False, audit=[1.0, 2.0], audit_se=[0.1, 0.1])]
+    end = records.end_summary(declined, num_seeds=1, audited=True)
+    assert end["election_phases"] == end["election_decided_phases"] == 0
+    assert end["election_hit_rate_decided"] is None and end["election_regret_normalized"] is None
+    assert "election_phases" not in records.end_summary(declined, num_seeds=1)
 
 
 CIKD = dict(env="ProbeTarget", algo="cikd", ensemble_size=3, distill_interval=128,

@@ -99,9 +99,18 @@ def final_evals(rows: list[dict], num_seeds: int) -> dict:
                 final_eval_worst=pick("worst"), final_eval_mean=pick("mean"))
 
 
-def end_summary(rows: list[dict], num_seeds: int) -> dict:
-    """The end record's summaries of the eval and distill records `rows` (the whole run's)."""
-    return {**final_evals(rows, num_seeds), **election_summary(rows)}
+# an audited run in which no phase elected a teacher (e.g. `train_returns` before any episode
+# finished) still ends with the election's fields: no phase, nothing scored
+NO_ELECTION = dict(election_phases=0, election_hit_rate=None, election_regret=None,
+                   election_decided_phases=0, election_hit_rate_decided=None,
+                   election_regret_normalized=None)
+
+
+def end_summary(rows: list[dict], num_seeds: int, audited: bool = False) -> dict:
+    """The end record's summaries of the eval and distill records `rows` (the whole run's); with
+    `audited` (--audit_election) the election's fields are there even when no phase ran."""
+    elections = election_summary(rows) or (NO_ELECTION if audited else {})
+    return {**final_evals(rows, num_seeds), **elections}
 
 
 def write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:

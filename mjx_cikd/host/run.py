@@ -381,7 +381,7 @@ def _train(config: Config, task: envs.Task, nbytes: int, run_dir: pathlib.Path, 
                        loop_s=loop_s, wall_s=logger.wall_offset + time.perf_counter() - start,
                        compile_s=compiled.compile_s,
                        sps=ran * config.num_seeds / max(loop_s, 1e-9), run_dir=str(run_dir),
-                       **records.end_summary(logger.rows, config.num_seeds))
+                       **records.end_summary(logger.rows, config.num_seeds, config.audit_election))
         logger.write(summary)
     finally:
         loop.close_bar()
