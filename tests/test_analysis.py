@@ -233,6 +233,19 @@ def test_a_statistic_is_scored_only_where_it_had_a_value():
     assert scores["teacher"]["phases"] == 3 and scores["teacher"]["hit_rate"] == 1.0
 
 
+def test_a_phase_the_rule_declined_scores_the_statistics_but_not_the_teacher(tmp_path):
+    # a confident rule declined the second phase: no teacher, but every statistic had a value
+    declined = {**_phase(0, 200, 0, [4, 2, 3], [1, 9, 0], [5, 0, 0], ran=False), "teacher": -1}
+    del declined["hit"], declined["regret"]
+    run_dir = _write_run(tmp_path / "run", [[[1.0] * 3] * 3] * 2, extra=[AUDIT[0], declined])
+    o = runs.election_summary(run_dir)["overall"]
+    assert o["audited"] == 2 and o["phases"] == 1
+    assert (o["teacher"]["phases"], o["teacher"]["hit_rate"]) == (1, 0.0)
+    # reward_rate elects 1 (hit) then 0 (hit); train_returns 0 (miss) then 1 (miss, regret 2)
+    assert (o["reward_rate"]["phases"], o["reward_rate"]["hit_rate"]) == (2, 1.0)
+    assert o["train_returns"]["mean_regret"] == pytest.approx((4 + 2) / 2)
+
+
 def test_decided_phases_and_normalised_regret_from_the_audits_standard_errors(tmp_path):
     """A phase counts as decided only where the audited best leads its runner-up by more than
     two standard errors of the difference; regret is normalised by the audited spread."""

@@ -164,20 +164,21 @@ def as_array(rows: list[dict], key: str) -> np.ndarray:
 
 
 def _score(rows: list[dict]) -> dict:
-    """{phases, and per chooser {phases, hit_rate, mean_regret}} over the phases that ran; where
-    the audit logged its standard errors, each chooser's decided hit rate and normalised regret
-    too (`stats.election_scores`), and the audit's own noise (`stats.audit_noise`). `audited`:
-    every audited phase point, a phase the rule skipped included."""
-    ran = [r for r in rows if r.get("ran", True)]
-    if not ran:
-        return {"phases": 0, "audited": len(rows)}
-    regret = [np.nan if r["regret"] is None else r["regret"] for r in ran]
-    logged = {k: as_array(ran, k) for k in STATISTICS if all(r.get(k) is not None for r in ran)}
-    with_se = all(r.get("audit_se") is not None for r in ran)
-    audit, audit_se = as_array(ran, "audit"), as_array(ran, "audit_se") if with_se else None
-    scores = stats.election_scores(audit, [r["hit"] for r in ran], regret, logged, audit_se)
+    """{phases, and per chooser {phases, hit_rate, mean_regret}}: the teacher over the phases
+    that ran, each statistic over every audited phase point (what it would have elected there,
+    `stats.election_scores`); where the audit logged its standard errors, each chooser's decided
+    hit rate and normalised regret too, and the audit's own noise (`stats.audit_noise`).
+    `phases`: the phases that ran; `audited`: every audited phase point, the ones the rule
+    declined included."""
+    ran = np.array([r.get("ran", True) and "hit" in r for r in rows], bool)
+    regret = [np.nan if r["regret"] is None else r["regret"] for r, on in zip(rows, ran) if on]
+    logged = {k: as_array(rows, k) for k in STATISTICS if all(r.get(k) is not None for r in rows)}
+    with_se = all(r.get("audit_se") is not None for r in rows)
+    audit, audit_se = as_array(rows, "audit"), as_array(rows, "audit_se") if with_se else None
+    hits = [r["hit"] for r, on in zip(rows, ran) if on]
+    scores = stats.election_scores(audit, hits, regret, logged, audit_se, ran=ran)
     noise = stats.audit_noise(audit, audit_se) if with_se else {}
-    return {"phases": len(ran), "audited": len(rows), **noise, **scores}
+    return {"phases": int(ran.sum()), "audited": len(rows), **noise, **scores}
 
 
 def election_summary(run_dir) -> dict | None:

@@ -193,18 +193,20 @@ DECIDED = "teacher"  # the score of the member the election actually chose
 
 
 def election_scores(audit, decided_hit, decided_regret, statistics: dict,
-                    audit_se=None) -> dict:
-    """audit [P, K] true returns; the logged hit and regret of the elected teacher [P]; and
-    {name: [P, K]} statistics -> {DECIDED or name: {phases, hit_rate, mean_regret}}, each
-    statistic scored on the member it would have elected, over the phases where it had a value
-    for some member (a statistic with none would have run no phase). With the audit's standard
+                    audit_se=None, ran=None) -> dict:
+    """audit [P, K] true returns at P audited phase points; the logged hit and regret of the
+    elected teacher at the phases that ran (`ran` [P], default all); and {name: [P, K]}
+    statistics -> {DECIDED or name: {phases, hit_rate, mean_regret}}, each statistic scored on
+    the member it would have elected, over the phase points where it had a value for some member
+    (a statistic with none would have run no phase), whether or not the run's own rule ran a phase
+    there. With the audit's standard
     errors `audit_se` [P, K], each score also holds `decided_phases`, `hit_rate_decided` (hits
     over the phases whose audit could tell the best from the runner-up, `election.decided`) and
     `regret_normalized` (regret over the audited best-worst spread, mean over phases)."""
     audit = np.asarray(audit, dtype=np.float64)
-    every = np.ones(audit.shape[0], bool)
+    ran = np.ones(audit.shape[0], bool) if ran is None else np.asarray(ran, bool)
     scores = {DECIDED: (np.asarray(decided_hit, bool), np.asarray(decided_regret, np.float64),
-                        every)}
+                        ran)}
     for name, values in statistics.items():
         values = np.asarray(values, dtype=np.float64)
         has = ~np.isnan(values).all(-1)
