@@ -337,3 +337,26 @@ def test_a_curve_that_has_not_learned_is_drawn_without_its_interval(tmp_path, mo
     _write_run(root / "demo" / "PendulumSwingup" / "base", learned)
     figures.plot_set("demo", analysis.find_runs(root), tmp_path)
     assert len(bars) == 1 and not any("not learned" in n for n in notes)
+
+
+def test_a_simulated_election_hits_as_often_as_its_noise_allows():
+    """Two members 1 point apart, each episode's return spread 2: an n-episode election picks the
+    better with probability Phi(1 / (2 sqrt(2 / n))); the confident rule distils when the lead is
+    beyond 2 standard errors of the difference, so less often, and hits more often when it does."""
+    from scipy.stats import norm
+
+    audit, audit_se = [[11.0, 10.0]], [[0.2, 0.2]]  # 100 audit episodes: spread 2 per episode
+    for n in (4, 16, 64):
+        got = stats.simulated_election(audit, audit_se, 100, n, draws=20000)
+        assert got["hit_rate_decided"] == pytest.approx(norm.cdf(1 / (2 * np.sqrt(2 / n))),
+                                                        abs=0.01)
+        assert got["regret_normalized"] == pytest.approx(1 - got["hit_rate_decided"])
+        sure = stats.simulated_election(audit, audit_se, 100, n, rule="confident", draws=20000)
+        diff_se = 2 * np.sqrt(2 / n)  # the standard error of the drawn lead
+        lead = 2 * diff_se  # what the rule wants (z = 2)
+        assert sure["distilled"] == pytest.approx(
+            norm.sf((lead - 1) / diff_se) + norm.sf((lead + 1) / diff_se), abs=0.01)
+        assert sure["hit_rate_decided"] > got["hit_rate_decided"]
+    # an undecided phase (the audit cannot tell the two apart) is never scored for hits
+    assert np.isnan(stats.simulated_election([[10.0, 10.0]], [[0.2, 0.2]], 100, 16)[
+        "hit_rate_decided"])

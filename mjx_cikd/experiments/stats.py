@@ -231,6 +231,50 @@ def election_scores(audit, decided_hit, decided_regret, statistics: dict,
     return out
 
 
+def simulated_election(audit, audit_se, audit_episodes: int, episodes: int,
+                       rule: str = "argmax", z: float = 2.0, draws: int = 1000,
+                       seed: int = 0) -> dict:
+    """What an `eval` election of `episodes` episodes per member would elect at the audited
+    phases, taking the audit ([P, K] means of `audit_episodes` episodes, standard errors
+    `audit_se`) as the truth: each member's election mean is drawn as its audited mean plus
+    normal noise of its per-episode spread (audit_se * sqrt(audit_episodes)) over
+    sqrt(episodes), `draws` times. Under `confident` a phase distils only when the drawn leader
+    leads its runner-up by more than z standard errors of the difference (the true ones: the rule
+    estimates them from its own episodes). -> {phases, distilled (share of phases that ran),
+    hit_rate_decided (over decided phases that ran), regret_normalized (over phases that ran)}."""
+    audit, se = np.asarray(audit, np.float64), np.asarray(audit_se, np.float64)
+    keep = np.isfinite(audit).all(-1) & np.isfinite(se).all(-1)
+    audit, se = audit[keep], se[keep]
+    if not len(audit):
+        return {"phases": 0, "distilled": np.nan, "hit_rate_decided": np.nan,
+                "regret_normalized": np.nan}
+    noise = se * np.sqrt(audit_episodes / episodes)  # the election mean's standard error
+    drawn = audit + np.random.default_rng(seed).normal(size=(draws, *audit.shape)) * noise
+    chosen = np.argmax(drawn, -1)  # [draws, P]
+
+    def at(values, member):  # values [P, K] or [draws, P, K] at member [draws, P]
+        return np.take_along_axis(np.broadcast_to(values, drawn.shape), member[..., None], -1)[
+            ..., 0]
+
+    if rule == "confident":
+        top = np.argsort(drawn, -1)[..., ::-1]
+        first, second = top[..., 0], top[..., 1]
+        lead = at(drawn, first) - at(drawn, second)
+        ran = lead > z * np.sqrt(at(noise, first) ** 2 + at(noise, second) ** 2)
+    else:
+        ran = np.ones(chosen.shape, bool)
+    hit = chosen == np.argmax(audit, -1)
+    regret = audit.max(-1) - at(audit, chosen)
+    spread = audit.max(-1) - audit.min(-1)
+    normalized = np.where(spread > 0, regret / np.where(spread > 0, spread, 1.0), np.nan)
+    decided = np.array([election.decided(a, e) for a, e in zip(audit, se)], bool)
+    on = ran & decided
+    valid = ran & np.isfinite(normalized)
+    return {"phases": int(len(audit)), "distilled": float(ran.mean()),
+            "hit_rate_decided": float(hit[on].mean()) if on.any() else np.nan,
+            "regret_normalized": float(normalized[valid].mean()) if valid.any() else np.nan}
+
+
 def audit_noise(audit, audit_se) -> dict:
     """The audit's own noise against what it must tell apart, medians over phases: the standard
     error of a member's audited mean, and the audited best-worst spread."""
