@@ -4,6 +4,7 @@ election audit's hit rates and regrets."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 from mjx_cikd.experiments import stats
@@ -12,6 +13,8 @@ from mjx_cikd.experiments.runs import (
     STATISTICS,
     Curve,
     Run,
+    as_array,
+    audit_records,
     curves_of,
     election_summary,
     final_scores,
@@ -97,12 +100,13 @@ def election_table(run_dirs: list[pathlib.Path]) -> list[str]:
         return []
     keys = (stats.DECIDED, *STATISTICS)
     lines = ["", "## Election audit", "",
-             "Each phase that ran, every member's true (deterministic) return was measured just "
-             "before it. Hit: the member chosen had the best true return; regret: the best true "
-             "return minus the chosen member's. `teacher` is the member the run elected; the "
-             "statistics are counterfactual: the member each would have elected (NaN as -inf, "
-             "ties to the lowest index), over the phases where it had a value (their number in "
-             "brackets). "
+             "At each phase point every member's true (deterministic) return was measured just "
+             "before the election. Hit: the member chosen had the best true return; regret: the "
+             "best true return minus the chosen member's. `teacher` is the member the run "
+             "elected, over the phases that ran (Phases); the statistics are counterfactual: the "
+             "member each would have elected (NaN as -inf, ties to the lowest index), over the "
+             "audited phase points where it had a value (their number in brackets), the ones "
+             "the run's rule declined included. "
              "A random teacher hits 1/K of the time.", "",
              "| Run | Metric | Phases | " + " | ".join(f"{k} hit / regret" for k in keys)
              + " | random 1/K |", "|---" * (len(keys) + 4) + "|"]
@@ -112,7 +116,42 @@ def election_table(run_dirs: list[pathlib.Path]) -> list[str]:
                  if k in o else "—" for k in keys]
         lines.append(f"| {run_name(run_dir)} | {s['metric']} | {o['phases']} | "
                      + " | ".join(cells) + f" | {fmt(s['random_hit_rate'])} |")
-    return lines + decided_table(summaries)
+    return lines + decided_table(summaries) + simulated_table([d for d, _ in summaries])
+
+
+SIMULATED_EPISODES = (5, 10, 30, 100)
+
+
+def simulated_table(run_dirs: list[pathlib.Path], episodes=SIMULATED_EPISODES) -> list[str]:
+    """What an `eval` election of n episodes per member would have elected at each run's audited
+    phase points, the audit taken as the truth (`stats.simulated_election`), under argmax and
+    under the confident rule. Runs audited without standard errors have no row."""
+    lines = []
+    for run_dir in run_dirs:
+        rows = audit_records(run_dir)
+        saved = run_dir / "config.json"  # the audit's episode count and the rule's z
+        if not rows or not saved.is_file() or any(r.get("audit_se") is None for r in rows):
+            continue
+        config = json.loads(saved.read_text())
+        audit, audit_se = as_array(rows, "audit"), as_array(rows, "audit_se")
+        for n in episodes:
+            plain = stats.simulated_election(audit, audit_se, config["audit_episodes"], n)
+            sure = stats.simulated_election(audit, audit_se, config["audit_episodes"], n,
+                                            rule="confident", z=config["election_z"])
+            lines.append(f"| {run_name(run_dir)} | {n} | {plain['phases']} | "
+                         f"{fmt(plain['hit_rate_decided'])} / {fmt(plain['regret_normalized'])} | "
+                         f"{fmt(sure['distilled'])} | {fmt(sure['hit_rate_decided'])} / "
+                         f"{fmt(sure['regret_normalized'])} |")
+    if not lines:
+        return []
+    return ["", "### What an evaluation of n episodes would elect (simulated from the audit)", "",
+            "Each audited phase point, the audit's means taken as the truth and its standard "
+            "errors as the noise of the election's episodes (times sqrt(audit episodes / n)), "
+            "1,000 draws: the hit rate over the decided phases and the normalised regret of an "
+            "`eval` election of n episodes per member, under argmax and under the confident rule "
+            "(which distils only the share of phases given, and is scored on those).", "",
+            "| Run | n | Phase points | argmax: decided hit / norm. regret | confident: share "
+            "distilled | confident: decided hit / norm. regret |", "|---" * 6 + "|", *lines]
 
 
 def decided_table(summaries: list[tuple[pathlib.Path, dict]]) -> list[str]:
