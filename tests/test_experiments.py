@@ -173,7 +173,13 @@ def test_every_set_plans_valid_configs_with_its_variants_fields(tmp_path):
     assert SETS["cikd5"].curves == "best+worst"
     study = {p.variant.name: p.config for p in _plan("study", tmp_path / "runs")}
     assert [c.distill_interval_updates for n, c in study.items() if "(I=" in n] == [
-        1000, 5000, 20000]
+        500, 1500, 4000]
+    assert [n for n in study if "(I=" in n] == [
+        "SAC-CIKD (I=500)", "SAC-CIKD (I=1500)", "SAC-CIKD (I=4000)"]
+    # the controls distil at the middle interval, in SAC updates
+    assert {c.distill_interval_updates for n, c in study.items()
+            if c.algo == "cikd" and "(I=" not in n} == {1500}
+    assert all(c.distill_interval == 0 for c in study.values() if c.algo == "cikd")
     control = study["Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)"]
     handover = study["SAC-CIKD (lr 3e-4, handover at 1e-3)"]
     assert control.actor_lr == handover.actor_lr == 3e-4 and control.algo == "ensemble"
