@@ -180,6 +180,8 @@ def test_every_set_plans_valid_configs_with_its_variants_fields(tmp_path):
     assert {c.distill_interval_updates for n, c in study.items()
             if c.algo == "cikd" and "(I=" not in n} == {1500}
     assert all(c.distill_interval == 0 for c in study.values() if c.algo == "cikd")
+    assert [n for n, c in study.items() if c.algo == "cikd" and c.election_rule != "argmax"] == [
+        "SAC-CIKD (confident election)"]
     control = study["Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)"]
     handover = study["SAC-CIKD (lr 3e-4, handover at 1e-3)"]
     assert control.actor_lr == handover.actor_lr == 3e-4 and control.algo == "ensemble"

@@ -21,7 +21,8 @@ Sets (the variant names are the legends):
              intervals spanning 8x (STUDY_INTERVALS), SAC-CIKD with a random teacher, and at the
              authors' learning rates (SAC 3e-4, distillation 1e-3) Ensemble-SAC, Ensemble-SAC
              raised to 1e-3 at the first phase point, SAC-CIKD with a fresh and with a
-             handed-over distillation Adam; the controls distil at the middle interval
+             handed-over distillation Adam; the controls distil at the middle interval; every
+             phase point distils (argmax) but in SAC-CIKD (confident election)
   noise      the election against noise: each statistic under the argmax and the confident rule,
              every phase audited with `--audit_episodes` episodes per member (docs/election.md)
 """
@@ -62,12 +63,13 @@ def _agents(algo: str, k: int, **extra) -> dict:
 
 # The study's phase intervals in SAC updates per member, spanning 8x, all of which distil
 # within a CPU budget (200k env steps at the default 128 envs, U = 8, are 12,000 updates after the
-# warm-up): a phase every 8k, 24k and 64k env steps. Its controls distil at the middle one.
+# warm-up): a phase every 8k, 24k and 64k env steps. Its controls distil at the middle one, and
+# every phase point distils (argmax, the paper's) but in the one variant that measures the rule.
 STUDY_INTERVALS = (500, 1_500, 4_000)
 
 
-def _every(updates: int = STUDY_INTERVALS[1]) -> dict:
-    return dict(distill_interval=0, distill_interval_updates=updates)
+def _every(updates: int = STUDY_INTERVALS[1], rule: str = "argmax") -> dict:
+    return dict(distill_interval=0, distill_interval_updates=updates, election_rule=rule)
 
 
 _sac = functools.partial(_agents, "sac", 1)
@@ -158,6 +160,7 @@ SETS: dict[str, ExperimentSet] = {
             Variant("Ensemble-SAC", _ensemble(3)),
             *(Variant(f"SAC-CIKD (I={i})", _cikd(3, **_every(i))) for i in STUDY_INTERVALS),
             Variant("SAC-CIKD (random teacher)", _cikd(3, teacher="random", **_every())),
+            Variant("SAC-CIKD (confident election)", _cikd(3, **_every(rule="confident"))),
             # the authors' numbers (train_ensemble_sac.py:73, :92, :174): SAC at 3e-4, the
             # distillation at 1e-3, whose Adam their students keep (distill.py:20-21)
             Variant("Ensemble-SAC (lr 3e-4)", _ensemble(3, **PAPER_LR)),
