@@ -372,3 +372,15 @@ def test_a_simulated_election_hits_as_often_as_its_noise_allows():
     # an undecided phase (the audit cannot tell the two apart) is never scored for hits
     assert np.isnan(stats.simulated_election([[10.0, 10.0]], [[0.2, 0.2]], 100, 16)[
         "hit_rate_decided"])
+
+
+def test_the_election_figure_draws_a_run_whose_phases_never_ran(tmp_path):
+    # train_returns at N = 256: audited at every phase point, no value, so no teacher ever
+    never = [{**_phase(0, step, -1, [1.0, 2.0, 3.0], [None] * 3, [1, 2, 3], ran=False),
+              "audit_se": [0.1] * 3} for step in (100, 200)]
+    for row in never:
+        del row["hit"], row["regret"]
+    run_dir = _write_run(tmp_path / "run", [[[1.0] * 3] * 3], extra=never)
+    png = election_figure.plot_election([run_dir], tmp_path / "e.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert runs.election_summary(run_dir)["overall"]["phases"] == 0

@@ -19,10 +19,11 @@ from mjx_cikd.experiments.runs import (
 
 
 def _seed_panel(ax, rows: list[dict], seed: int, k: int) -> None:
-    """One seed of one run: each member's audited return per phase, the teacher marked."""
-    mine = [r for r in rows if int(r["seed"]) == seed and r.get("ran", True)]
+    """One seed of one run: each member's audited return at every audited phase point, the
+    teacher marked where a phase ran (a rule may decline one, a statistic may have no value)."""
+    mine = [r for r in rows if int(r["seed"]) == seed]
     if not mine:
-        ax.text(0.5, 0.5, "no phase ran", transform=ax.transAxes, ha="center", color="0.3")
+        ax.text(0.5, 0.5, "no phase point", transform=ax.transAxes, ha="center", color="0.3")
         return
     steps, audit = np.array([r["env_steps"] for r in mine]), as_array(mine, "audit")
     se = as_array(mine, "audit_se") if all(r.get("audit_se") is not None for r in mine) else None
@@ -33,17 +34,23 @@ def _seed_panel(ax, rows: list[dict], seed: int, k: int) -> None:
         if se is not None:  # the audit's own noise: +-2 standard errors of each mean
             ax.fill_between(steps, audit[:, m] - 2 * se[:, m], audit[:, m] + 2 * se[:, m],
                             color=color, alpha=0.15, linewidth=0)
-    picked = audit[np.arange(len(mine)), [int(r["teacher"]) for r in mine]]
-    hit = np.array([bool(r["hit"]) for r in mine], dtype=bool)
-    # open rings around the teacher's point: the member's own marker stays readable inside
-    ax.scatter(steps[hit], picked[hit], marker="o", s=70, facecolors="none", edgecolors="black",
-               linewidths=1.1, zorder=3, label="teacher, best")
-    ax.scatter(steps[~hit], picked[~hit], marker="x", s=45, color="#D55E00", linewidths=1.6,
-               zorder=3, label="teacher, not best")
-    title = f"seed {seed}: {int(hit.sum())} of {hit.size} phases hit"
-    if all("decided" in r for r in mine):
-        decided = np.array([bool(r["decided"]) for r in mine], dtype=bool)
-        title += f"\n{int((hit & decided).sum())} of {int(decided.sum())} decided ones"
+    ran = np.array([r.get("ran", True) and "hit" in r for r in mine], dtype=bool)
+    title = f"seed {seed}: no phase ran of {len(mine)}"
+    if ran.any():
+        done = [r for r, on in zip(mine, ran) if on]
+        at, picked = steps[ran], audit[ran][np.arange(len(done)), [int(r["teacher"]) for r in done]]
+        hit = np.array([bool(r["hit"]) for r in done], dtype=bool)
+        # open rings around the teacher's point: the member's own marker stays readable inside
+        ax.scatter(at[hit], picked[hit], marker="o", s=70, facecolors="none", edgecolors="black",
+                   linewidths=1.1, zorder=3, label="teacher, best")
+        ax.scatter(at[~hit], picked[~hit], marker="x", s=45, color="#D55E00", linewidths=1.6,
+                   zorder=3, label="teacher, not best")
+        title = f"seed {seed}: {int(hit.sum())} of {hit.size} phases hit"
+        if all("decided" in r for r in done):
+            decided = np.array([bool(r["decided"]) for r in done], dtype=bool)
+            title += f"\n{int((hit & decided).sum())} of {int(decided.sum())} decided ones"
+        if not ran.all():
+            title += f"; {int((~ran).sum())} not run"
     ax.set_title(title, fontsize=9)
 
 
@@ -101,8 +108,12 @@ def plot_election(run_dirs, out_png) -> pathlib.Path | None:
     for ax in axes[-1, :-1]:
         ax.set_xlabel("Environment steps")
     fig.suptitle("Teacher elections audited against the members' true returns", fontsize=11)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
+    legend = {}  # every panel's entries once: a run whose phases never ran has no teacher marks
+    for ax in axes[:, :-1].flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center",
+               ncol=max(len(legend), 1), frameon=False)
     fig.savefig(out_png, dpi=130)
     plt.close(fig)
     return pathlib.Path(out_png)
