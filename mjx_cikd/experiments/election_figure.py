@@ -14,6 +14,7 @@ from mjx_cikd.experiments.runs import (
     as_array,
     audit_records,
     election_summary,
+    phase_ran,
     run_name,
 )
 
@@ -34,7 +35,7 @@ def _seed_panel(ax, rows: list[dict], seed: int, k: int) -> None:
         if se is not None:  # the audit's own noise: +-2 standard errors of each mean
             ax.fill_between(steps, audit[:, m] - 2 * se[:, m], audit[:, m] + 2 * se[:, m],
                             color=color, alpha=0.15, linewidth=0)
-    ran = np.array([r.get("ran", True) and "hit" in r for r in mine], dtype=bool)
+    ran = np.array([phase_ran(r) for r in mine], dtype=bool)
     title = f"seed {seed}: no phase ran of {len(mine)}"
     if ran.any():
         done = [r for r, on in zip(mine, ran) if on]

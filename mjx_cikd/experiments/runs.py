@@ -159,6 +159,12 @@ def audit_records(run_dir: pathlib.Path) -> list[dict]:
     return [r for r in read_metrics(run_dir, "distill") if r.get("audit") is not None]
 
 
+def phase_ran(row: dict) -> bool:
+    """Whether an audited phase point elected a teacher and distilled (a rule may decline one,
+    a statistic may have no value yet): only then is the teacher scored."""
+    return row.get("ran", True) and "hit" in row
+
+
 def as_array(rows: list[dict], key: str) -> np.ndarray:
     return np.array([[np.nan if v is None else v for v in r[key]] for r in rows], np.float64)
 
@@ -170,7 +176,7 @@ def _score(rows: list[dict]) -> dict:
     hit rate and normalised regret too, and the audit's own noise (`stats.audit_noise`).
     `phases`: the phases that ran; `audited`: every audited phase point, the ones the rule
     declined included."""
-    ran = np.array([r.get("ran", True) and "hit" in r for r in rows], bool)
+    ran = np.array([phase_ran(r) for r in rows], bool)
     regret = [np.nan if r["regret"] is None else r["regret"] for r, on in zip(rows, ran) if on]
     logged = {k: as_array(rows, k) for k in STATISTICS if all(r.get(k) is not None for r in rows)}
     with_se = all(r.get("audit_se") is not None for r in rows)

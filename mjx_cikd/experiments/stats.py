@@ -17,6 +17,7 @@ import contextlib
 import warnings
 from typing import NamedTuple
 
+import jax
 import numpy as np
 import scipy.stats
 from rliable import library as rl_library
@@ -239,9 +240,10 @@ def simulated_election(audit, audit_se, audit_episodes: int, episodes: int,
     `audit_se`) as the truth: each member's election mean is drawn as its audited mean plus
     normal noise of its per-episode spread (audit_se * sqrt(audit_episodes)) over
     sqrt(episodes), `draws` times. Under `confident` a phase distils only when the drawn leader
-    leads its runner-up by more than z standard errors of the difference (the true ones: the rule
-    estimates them from its own episodes). -> {phases, distilled (share of phases that ran),
-    hit_rate_decided (over decided phases that ran), regret_normalized (over phases that ran)}."""
+    leads its runner-up by more than z standard errors of the difference (`election.leads`,
+    given the true ones: the rule in a run estimates them from its own episodes).
+    -> {phases, distilled (share of phases that ran), hit_rate_decided (over decided phases that
+    ran), regret_normalized (over phases that ran)}."""
     audit, se = np.asarray(audit, np.float64), np.asarray(audit_se, np.float64)
     keep = np.isfinite(audit).all(-1) & np.isfinite(se).all(-1)
     audit, se = audit[keep], se[keep]
@@ -251,20 +253,12 @@ def simulated_election(audit, audit_se, audit_episodes: int, episodes: int,
     noise = se * np.sqrt(audit_episodes / episodes)  # the election mean's standard error
     drawn = audit + np.random.default_rng(seed).normal(size=(draws, *audit.shape)) * noise
     chosen = np.argmax(drawn, -1)  # [draws, P]
-
-    def at(values, member):  # values [P, K] or [draws, P, K] at member [draws, P]
-        return np.take_along_axis(np.broadcast_to(values, drawn.shape), member[..., None], -1)[
-            ..., 0]
-
-    if rule == "confident":
-        top = np.argsort(drawn, -1)[..., ::-1]
-        first, second = top[..., 0], top[..., 1]
-        lead = at(drawn, first) - at(drawn, second)
-        ran = lead > z * np.sqrt(at(noise, first) ** 2 + at(noise, second) ** 2)
+    if rule == "confident":  # the loop's own rule, at every draw and phase
+        leads = jax.vmap(jax.vmap(election.leads, (0, 0, 0, None)), (0, None, 0, None))
+        ran = np.asarray(leads(drawn, noise, chosen, z))
     else:
         ran = np.ones(chosen.shape, bool)
-    hit = chosen == np.argmax(audit, -1)
-    regret = audit.max(-1) - at(audit, chosen)
+    hit, regret = election.audit_score(np.broadcast_to(audit, drawn.shape), chosen)
     spread = audit.max(-1) - audit.min(-1)
     normalized = np.where(spread > 0, regret / np.where(spread > 0, spread, 1.0), np.nan)
     decided = np.array([election.decided(a, e) for a, e in zip(audit, se)], bool)
