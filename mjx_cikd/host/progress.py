@@ -42,7 +42,7 @@ def summary(config: Config, log, rows: list[dict]) -> dict[str, str]:
     if any(b is not None for b in best):
         out[f"eval best{label}"] = _short(np.mean([b for b in best if b is not None]))
     hits = records.election_summary(rows)
-    if hits:
+    if hits["election_phases"]:
         out["election hit"] = f"{hits['election_hit_rate']:.0%}"
     return out
 

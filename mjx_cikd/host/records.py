@@ -67,18 +67,18 @@ def election_summary(rows: list[dict]) -> dict:
     """The audited phases that elected a teacher, over all seeds: hit rate and mean regret; the
     phases the audit could decide (its best ahead beyond twice the standard error of the
     difference) and the hit rate on those alone; the mean regret over the audited best-worst
-    spread. A hit rate over undecided phases scores the election against noise."""
+    spread. A hit rate over undecided phases scores the election against noise. With no such
+    phase (e.g. `train_returns` before any episode finished), 0 phases and nothing scored."""
     audited = [r for r in rows if r.get("event") == "distill" and "hit" in r]
-    if not audited:
-        return {}
     decided = [r for r in audited if r.get("decided")]
     normalized = [r["regret_normalized"] for r in audited
                   if r.get("regret_normalized") is not None
                   and np.isfinite(r["regret_normalized"])]
     return dict(election_phases=len(audited),
-                election_hit_rate=float(np.mean([r["hit"] for r in audited])),
-                election_regret=float(np.nanmean([np.nan if r["regret"] is None else r["regret"]
-                                                  for r in audited])),
+                election_hit_rate=(float(np.mean([r["hit"] for r in audited])) if audited
+                                   else None),
+                election_regret=(float(np.nanmean([np.nan if r["regret"] is None else r["regret"]
+                                                   for r in audited])) if audited else None),
                 election_decided_phases=len(decided),
                 election_hit_rate_decided=(float(np.mean([r["hit"] for r in decided]))
                                            if decided else None),
@@ -99,18 +99,10 @@ def final_evals(rows: list[dict], num_seeds: int) -> dict:
                 final_eval_worst=pick("worst"), final_eval_mean=pick("mean"))
 
 
-# an audited run in which no phase elected a teacher (e.g. `train_returns` before any episode
-# finished) still ends with the election's fields: no phase, nothing scored
-NO_ELECTION = dict(election_phases=0, election_hit_rate=None, election_regret=None,
-                   election_decided_phases=0, election_hit_rate_decided=None,
-                   election_regret_normalized=None)
-
-
 def end_summary(rows: list[dict], num_seeds: int, audited: bool = False) -> dict:
     """The end record's summaries of the eval and distill records `rows` (the whole run's); with
-    `audited` (--audit_election) the election's fields are there even when no phase ran."""
-    elections = election_summary(rows) or (NO_ELECTION if audited else {})
-    return {**final_evals(rows, num_seeds), **elections}
+    `audited` (--audit_election) the election's, even when no phase ran."""
+    return {**final_evals(rows, num_seeds), **(election_summary(rows) if audited else {})}
 
 
 def write(logger: RunLogger, row: dict, seed: int, sps: float) -> None:
