@@ -312,6 +312,40 @@ def test_styles_stay_apart_without_colour_and_follow_the_variant(tmp_path):
     assert len(styles) == len({r.record.variant for r in found})
 
 
+def test_a_set_of_several_questions_draws_a_row_each_with_no_style_twice_in_a_row(
+        tmp_path, monkeypatch):
+    """The study's questions (`sets.Panel`): a row of the learning curves and of the profiles
+    each, holding the variants that ran; a variant no question names comes last; the baselines
+    keep their style in every row, and no row has two variants alike."""
+    names = ["Vanilla-SAC", "Ensemble-SAC", "SAC-CIKD (I=1500)", "SAC-CIKD (random teacher)",
+             "Ensemble-SAC (lr 3e-4)", "Mystery"]
+    for i, name in enumerate(names):
+        k = 1 if name == "Vanilla-SAC" else 2
+        returns = [[[float(i + s + t)] * k for t in range(3)] for s in range(2)]
+        _write_run(tmp_path / "study" / "ProbeTarget" / str(i), returns,
+                   _record(name, i, "CIKD" not in name, k=k, set_name="study"))
+    found = analysis.find_runs(tmp_path)
+    rows = figures.panels_of(found)
+    assert [r[1] for r in rows] == [names[:3], names[1:4], names[4:5], ["Mystery"]]
+    assert rows[-1][0] == "Other variants"
+    styles = figures.styles_of(found)
+    for _, row in rows:
+        assert len({styles[n] for n in row}) == len(row)
+    saved = []
+    monkeypatch.setattr(figures.pyplot().Figure, "savefig", lambda fig, *a, **k: saved.append(fig))
+    figures.plot_set("study", found, tmp_path)
+    figures.plot_profiles("study", found, tmp_path, reps=50)
+    curves, profiles = saved
+    assert [sub._suptitle.get_text() for sub in curves.subfigs] == [r[0] for r in rows]
+    # each row's legend: its own variants only
+    legends = [[t.get_text() for t in sub.legends[0].get_texts()] for sub in curves.subfigs]
+    assert legends == [r[1] for r in rows]
+    assert [sum(ax.get_visible() for ax in sub.axes) for sub in profiles.subfigs] == [3, 3, 1, 1]
+    # a set without questions keeps its one row
+    assert figures.panels_of(analysis.find_runs(_demo_runs(tmp_path / "demo") or
+                                                tmp_path / "demo")) == [("", ["Base", "CIKD"])]
+
+
 def test_titles_and_return_scales(tmp_path):
     _demo_runs(tmp_path)
     found = analysis.find_runs(tmp_path)

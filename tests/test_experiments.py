@@ -172,6 +172,12 @@ def test_every_set_plans_valid_configs_with_its_variants_fields(tmp_path):
     assert [p.config.teacher for p in cikd5[2:]] == ["best", "random"]
     assert SETS["cikd5"].curves == "best+worst"
     study = {p.variant.name: p.config for p in _plan("study", tmp_path / "runs")}
+    # every question of a set's figure draws variants of that set, and each variant is drawn
+    for exp in SETS.values():
+        named = [n for panel in exp.panels for n in panel.variants]
+        assert set(named) <= {v.name for v in exp.variants}
+        assert not exp.panels or set(named) == {v.name for v in exp.variants}
+    assert [len(panel.variants) for panel in SETS["study"].panels] == [5, 4, 4]
     assert [c.distill_interval_updates for n, c in study.items() if "(I=" in n] == [
         500, 1500, 4000]
     assert [n for n in study if "(I=" in n] == [

@@ -3,7 +3,9 @@
 Per set, under the output directory:
   <set>.png           per task, the seed mean of the evaluation return (the best member's, or
                       every member's) against env steps, with 95% bootstrap CIs (scipy's BCa);
-                      best+worst sets add the worst member, dashed (`figures.plot_set`).
+                      best+worst sets add the worst member, dashed; a set of several
+                      questions (`sets.Panel`) draws a row of tasks per question, each with
+                      its own legend (`figures.plot_set`).
   <set>-iqm.png       rliable's IQM of the final returns per variant, with its 95% stratified-
                       bootstrap CI (`figures.plot_intervals`).
   <set>-profile.png   rliable's performance profiles of the final returns (`figures.plot_profiles`).

@@ -79,10 +79,20 @@ PAPER_LR = {"actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4}
 
 
 @dataclasses.dataclass(frozen=True)
+class Panel:
+    """One question of a set: a row of its learning-curve figure, one panel per task, drawing
+    these variants (legends) only, so that a set of many variants stays readable."""
+
+    title: str
+    variants: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentSet:
     title: str
     curves: str  # a key of SET_CURVES
     variants: tuple[Variant, ...]
+    panels: tuple[Panel, ...] = ()  # none: every variant in one row
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -171,7 +181,18 @@ SETS: dict[str, ExperimentSet] = {
                           **_every())),
             Variant("SAC-CIKD (lr 3e-4, handover at 1e-3)",
                     _cikd(3, **PAPER_LR, distill_lr=1e-3, distill_optimizer="handover",
-                          **_every())))),
+                          **_every()))),
+        panels=(
+            Panel("Against its baselines: the phase interval",
+                  ("Vanilla-SAC", "Ensemble-SAC",
+                   *(f"SAC-CIKD (I={i})" for i in STUDY_INTERVALS))),
+            Panel(f"Electing the teacher (I={STUDY_INTERVALS[1]})",
+                  ("Ensemble-SAC", f"SAC-CIKD (I={STUDY_INTERVALS[1]})",
+                   "SAC-CIKD (random teacher)", "SAC-CIKD (confident election)")),
+            Panel("At the authors' learning rates: SAC 3e-4, the distillation 1e-3",
+                  ("Ensemble-SAC (lr 3e-4)", "Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)",
+                   "SAC-CIKD (lr 3e-4, fresh Adam at 1e-3)",
+                   "SAC-CIKD (lr 3e-4, handover at 1e-3)")))),
     "noise": ExperimentSet(
         "The election against noise: statistic and rule, audited with their standard errors",
         "best", tuple(
