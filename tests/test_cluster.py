@@ -1,6 +1,6 @@
 """scripts/reproduce.py --cluster ray (mjx_cikd/experiments/cluster.py): the flag, the resources
-a run asks for, one-line errors, the order a plan is carried out in (on a stand-in for Ray), and a whole
-tiny fig1 on a local Ray instance of this machine, failing, resumed and plotted."""
+a run asks for, one-line errors, the order a plan is carried out in (on a stand-in for Ray), and a
+whole tiny fig1 on a local Ray instance of this machine, failing, resumed and plotted."""
 
 import json
 import os

@@ -183,7 +183,8 @@ def test_train_help_gives_each_flag_its_meaning_values_unit_and_default():
                            ("eval", "a deterministic evaluation of --election_episodes")):
         assert f"{value}: {meaning}" in " ".join(metric.split())
     assert "default: eval; why: at N = 64 and 256" in " ".join(metric.split())
-    interval = text[text.index("--distill_interval_updates"):text.index("\n  --distill_interval INT")]
+    interval = text[text.index("--distill_interval_updates"):
+                    text.index("\n  --distill_interval INT")]
     assert "unit: SAC updates; default: 5000" in " ".join(interval.split())
     assert "--hard_copy [BOOL]" in text and "(--hard_copy alone means true)" in text
 

@@ -91,7 +91,8 @@ def test_phase_leaves_the_teacher_bit_for_bit_unchanged():
 def test_soft_targets_take_one_tau_step_toward_the_new_critics():
     _, old, new, _ = _homogeneous_phase()  # distill_target soft: the default, the authors'
     tau = tiny().tau
-    for c, t_old, t_new in zip(jax.tree.leaves(new[0].critic), jax.tree.leaves(old[0].target_critic),
+    for c, t_old, t_new in zip(jax.tree.leaves(new[0].critic),
+                               jax.tree.leaves(old[0].target_critic),
                                jax.tree.leaves(new[0].target_critic)):
         for k in (0, 2):
             np.testing.assert_allclose(t_new[k], tau * c[k] + (1 - tau) * t_old[k], rtol=1e-5,

@@ -5,7 +5,8 @@ from conftest import script
 
 def test_profile_writes_a_trace_of_the_chunks_and_prints_the_breakdown(tmp_path, capsys):
     trace_dir = tmp_path / "trace"
-    rc = script("profiler").main(["--profile", "tiny", "--env", "ProbeTarget", "--episode_length", "0",
+    rc = script("profiler").main(["--profile", "tiny", "--env", "ProbeTarget",
+                                  "--episode_length", "0",
                          "--algo", "sac", "--ensemble_size", "1", "--total_steps", "256",
                          "--log_every", "64", "--compile_cache", "", "--chunks", "2",
                          "--repeats", "1", "--trace_dir", str(trace_dir)])
@@ -24,5 +25,6 @@ def test_profile_writes_a_trace_of_the_chunks_and_prints_the_breakdown(tmp_path,
 
 
 def test_profile_refuses_a_bad_chunk_count(capsys):
-    assert script("profiler").main(["--profile", "tiny", "--env", "ProbeTarget", "--chunks", "0"]) == 2
+    assert script("profiler").main(["--profile", "tiny", "--env", "ProbeTarget",
+                                    "--chunks", "0"]) == 2
     assert "--chunks" in capsys.readouterr().err

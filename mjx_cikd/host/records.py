@@ -93,8 +93,10 @@ def final_evals(rows: list[dict], num_seeds: int) -> dict:
     for r in rows:
         if r.get("event") == "eval":
             last[r["seed"]] = r
-    pick = lambda key: [last[s][key] if s in last else None
-                        for s in range(num_seeds)]
+
+    def pick(key):
+        return [last[s][key] if s in last else None for s in range(num_seeds)]
+
     return dict(final_eval_env_steps=pick("env_steps"), final_eval_best=pick("best"),
                 final_eval_worst=pick("worst"), final_eval_mean=pick("mean"))
 
