@@ -106,6 +106,30 @@ def test_improvement_pairs_compare_cikd_with_each_baseline_or_with_the_first_var
     assert pairs["all tasks", "cikd", "sac"][0].shape == (3, 2)
     only = stats.improvement_pairs(["A"], s, {"cikd": False, "ens": False})
     assert set(only) == {("A", "ens", "cikd")}
+    # a set's own questions name their pairs; one whose variants did not run is left out
+    named = stats.improvement_pairs(["A"], s, {"sac": True, "ens": True, "cikd": False},
+                                    [("ens", "sac"), ("cikd", "ens"), ("cikd", "gone")])
+    assert list(named) == [("A", "ens", "sac"), ("A", "cikd", "ens")]
+
+
+def test_the_studys_questions_compare_each_variant_with_its_references():
+    from mjx_cikd.experiments.sets import SETS
+
+    pairs = SETS["study"].comparisons
+    assert len(pairs) == len(set(pairs)) == 17
+    for x in ("SAC-CIKD (I=500)", "SAC-CIKD (I=1500)", "SAC-CIKD (I=4000)"):
+        assert (x, "Vanilla-SAC") in pairs and (x, "Ensemble-SAC") in pairs
+    # the rule and the teacher against argmax at the same interval; the handover against a
+    # fresh Adam and against the learning rate moved without distilling
+    for pair in [("SAC-CIKD (confident election)", "SAC-CIKD (I=1500)"),
+                 ("SAC-CIKD (random teacher)", "SAC-CIKD (I=1500)"),
+                 ("SAC-CIKD (lr 3e-4, handover at 1e-3)", "SAC-CIKD (lr 3e-4, fresh Adam at 1e-3)"),
+                 ("SAC-CIKD (lr 3e-4, handover at 1e-3)",
+                  "Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)"),
+                 ("Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)", "Ensemble-SAC (lr 3e-4)")]:
+        assert pair in pairs, pair
+    # never a variant at the authors' rates against one at the shipped rates
+    assert not [p for p in pairs if ("lr 3e-4" in p[0]) != ("lr 3e-4" in p[1])]
 
 
 # --------------------------------------------------------------------------------------

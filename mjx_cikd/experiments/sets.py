@@ -76,15 +76,26 @@ _sac = functools.partial(_agents, "sac", 1)
 _ensemble = functools.partial(_agents, "ensemble")
 _cikd = functools.partial(_agents, "cikd")
 PAPER_LR = {"actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4}
+# the study's references at the authors' rates: the learning rate alone, then with distillation
+LR_CONTROLS = ("Ensemble-SAC (lr 3e-4)", "Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)",
+               "SAC-CIKD (lr 3e-4, fresh Adam at 1e-3)")
 
 
 @dataclasses.dataclass(frozen=True)
 class Panel:
     """One question of a set: a row of its learning-curve figure, one panel per task, drawing
-    these variants (legends) only, so that a set of many variants stays readable."""
+    these variants (legends) only, so that a set of many variants stays readable; and its
+    comparisons: each variant against every reference (`against`) drawn before it."""
 
     title: str
     variants: tuple[str, ...]
+    against: tuple[str, ...] = ()
+
+    @property
+    def comparisons(self) -> tuple[tuple[str, str], ...]:
+        """(variant, reference) pairs, in the panel's order."""
+        return tuple((v, ref) for i, v in enumerate(self.variants)
+                     for ref in self.variants[:i] if ref in self.against)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +104,11 @@ class ExperimentSet:
     curves: str  # a key of SET_CURVES
     variants: tuple[Variant, ...]
     panels: tuple[Panel, ...] = ()  # none: every variant in one row
+
+    @property
+    def comparisons(self) -> tuple[tuple[str, str], ...]:
+        """Its questions' (variant, reference) pairs, each once; none for a set without them."""
+        return tuple(dict.fromkeys(pair for p in self.panels for pair in p.comparisons))
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -185,14 +201,14 @@ SETS: dict[str, ExperimentSet] = {
         panels=(
             Panel("Against its baselines: the phase interval",
                   ("Vanilla-SAC", "Ensemble-SAC",
-                   *(f"SAC-CIKD (I={i})" for i in STUDY_INTERVALS))),
+                   *(f"SAC-CIKD (I={i})" for i in STUDY_INTERVALS)),
+                  against=("Vanilla-SAC", "Ensemble-SAC")),
             Panel(f"Electing the teacher (I={STUDY_INTERVALS[1]})",
                   ("Ensemble-SAC", f"SAC-CIKD (I={STUDY_INTERVALS[1]})",
-                   "SAC-CIKD (random teacher)", "SAC-CIKD (confident election)")),
+                   "SAC-CIKD (random teacher)", "SAC-CIKD (confident election)"),
+                  against=("Ensemble-SAC", f"SAC-CIKD (I={STUDY_INTERVALS[1]})")),
             Panel("At the authors' learning rates: SAC 3e-4, the distillation 1e-3",
-                  ("Ensemble-SAC (lr 3e-4)", "Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)",
-                   "SAC-CIKD (lr 3e-4, fresh Adam at 1e-3)",
-                   "SAC-CIKD (lr 3e-4, handover at 1e-3)")))),
+                  LR_CONTROLS + ("SAC-CIKD (lr 3e-4, handover at 1e-3)",), against=LR_CONTROLS))),
     "noise": ExperimentSet(
         "The election against noise: statistic and rule, audited with their standard errors",
         "best", tuple(

@@ -155,22 +155,25 @@ def performance_profile(scores: dict, taus, reps: int = 2000, confidence: float 
                     np.asarray(ci[k][1], np.float64)) for k in scores}
 
 
-def improvement_pairs(tasks: list[str], scores: dict, baseline: dict) -> dict:
+def improvement_pairs(tasks: list[str], scores: dict, baseline: dict,
+                      comparisons=()) -> dict:
     """The comparisons of a set for `improvement_ci`. scores: {(task, variant): [S] final
-    returns}; baseline: {variant: is a baseline}, in the set's order. -> {(task, x, y): (scores
-    of x [S_x, 1], of y [S_y, 1])} for every CIKD variant x and baseline y (with no baseline in
-    the set: every other variant x and the set's first y), and ("all tasks", x, y) with [S, tasks]
-    arrays where every task has both, with the same numbers of seeds."""
+    returns}; baseline: {variant: is a baseline}, in the set's order; comparisons: the set's own
+    (x, y) pairs (`sets.ExperimentSet.comparisons`), if it names them. -> {(task, x, y): (scores
+    of x [S_x, 1], of y [S_y, 1])} for those pairs, else for every CIKD variant x and baseline y
+    (with no baseline in the set: every other variant x and the set's first y), and ("all
+    tasks", x, y) with [S, tasks] arrays where every task has both, with the same numbers of
+    seeds."""
     refs = [v for v, is_baseline in baseline.items() if is_baseline] or list(baseline)[:1]
+    named = [(x, y) for x, y in comparisons if x in baseline and y in baseline]
     pairs = {}
-    for x in (v for v in baseline if v not in refs):
-        for y in refs:
-            per_task = {t: (scores[t, x][:, None], scores[t, y][:, None]) for t in tasks
-                        if (t, x) in scores and (t, y) in scores}
-            pairs.update({(t, x, y): p for t, p in per_task.items()})
-            shapes = {(a.shape, b.shape) for a, b in per_task.values()}
-            if len(tasks) > 1 and len(per_task) == len(tasks) and len(shapes) == 1:
-                pairs["all tasks", x, y] = tuple(np.hstack(a) for a in zip(*per_task.values()))
+    for x, y in named or [(x, y) for x in baseline if x not in refs for y in refs]:
+        per_task = {t: (scores[t, x][:, None], scores[t, y][:, None]) for t in tasks
+                    if (t, x) in scores and (t, y) in scores}
+        pairs.update({(t, x, y): p for t, p in per_task.items()})
+        shapes = {(a.shape, b.shape) for a, b in per_task.values()}
+        if len(tasks) > 1 and len(per_task) == len(tasks) and len(shapes) == 1:
+            pairs["all tasks", x, y] = tuple(np.hstack(a) for a in zip(*per_task.values()))
     return pairs
 
 

@@ -22,6 +22,7 @@ from mjx_cikd.experiments.runs import (
     task_runs,
     tasks_of,
 )
+from mjx_cikd.experiments.sets import SETS
 from mjx_cikd.experiments.stats import fmt, fmt_interval, fmt_steps
 
 
@@ -80,13 +81,17 @@ def aggregate_table(runs: list[Run], reps: int = 2000) -> list[str]:
              "The best member's final return per seed. IQM: the interquartile mean over seeds "
              "(25% trimmed mean) with its 95% stratified-bootstrap CI. P(improvement): the "
              "probability that a seed of the variant ends above a seed of the reference "
-             "(Mann-Whitney U / (S_x S_y)), averaged over tasks, with its 95% CI.", "",
+             "(Mann-Whitney U / (S_x S_y)), averaged over tasks, with its 95% CI: each CIKD "
+             "variant over each baseline, or, in a set of several questions, each variant over "
+             "the references of its question drawn before it (`sets.Panel`).", "",
              "| Task | Variant | Seeds | IQM | 95% CI |", "|---|---|---|---|---|"]
     lines += [f"| {t} | {v} | {scores[t, v].size} | {fmt_interval(*iqm[t, v])} |"
               for t, v in scores]
     baseline = {r.record.variant: r.record.baseline
                 for t in tasks_of(runs) for r in task_runs(runs, t)}
-    pairs = stats.improvement_pairs(tasks_of(runs), scores, baseline)
+    known = SETS.get(runs[0].record.set)
+    pairs = stats.improvement_pairs(tasks_of(runs), scores, baseline,
+                                    known.comparisons if known else ())
     if pairs:
         prob = stats.improvement_ci(pairs, reps=reps)
         lines += ["", "| Task | Variant | Over | P(improvement) | 95% CI |", "|---" * 5 + "|"]
