@@ -4,6 +4,7 @@ return at each phase with the elected teacher marked, and each statistic's hit r
 from __future__ import annotations
 
 import pathlib
+import textwrap
 
 import numpy as np
 
@@ -104,7 +105,9 @@ def plot_election(run_dirs, out_png) -> pathlib.Path | None:
             ax.grid(alpha=0.25, linewidth=0.6)
         for ax in row[len({int(r["seed"]) for r in rows}):-1]:
             ax.set_visible(False)
-        row[0].set_ylabel(f"{run_name(run_dir)}\ntrue return (deterministic)", fontsize=8.5)
+        # the run's name wrapped to the panel's height, so that rows' labels never run together
+        row[0].set_ylabel(textwrap.fill(run_name(run_dir), 34) + "\ntrue return (deterministic)",
+                          fontsize=8.5)
         _hit_bars(row[-1], election_summary(run_dir))
     for ax in axes[-1, :-1]:
         ax.set_xlabel("Environment steps")
