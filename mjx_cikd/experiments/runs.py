@@ -188,11 +188,15 @@ def _score(rows: list[dict]) -> dict:
 
 
 def election_summary(run_dir) -> dict | None:
+    """`audit_summary` of a run directory's audit records; None if it logged no audit."""
+    return audit_summary(audit_records(pathlib.Path(run_dir)))
+
+
+def audit_summary(rows: list[dict]) -> dict | None:
     """Per seed and over all seeds, how often the election picked the member with the best true
     return: {metric, members, random_hit_rate (1/K), overall, seeds: {seed: ...}}, where each
     score is {phases, teacher: {hit_rate, mean_regret}, train_returns, reward_rate, statistic}.
-    None if the run logged no audit."""
-    rows = audit_records(pathlib.Path(run_dir))
+    None without audit records."""
     if not rows:
         return None
     k = len(rows[0]["audit"])

@@ -15,8 +15,8 @@ from mjx_cikd.experiments.runs import (
     Run,
     as_array,
     audit_records,
+    audit_summary,
     curves_of,
-    election_summary,
     final_scores,
     run_name,
     task_runs,
@@ -100,7 +100,8 @@ def aggregate_table(runs: list[Run], reps: int = 2000) -> list[str]:
 
 
 def election_table(run_dirs: list[pathlib.Path]) -> list[str]:
-    summaries = [(d, s) for d in run_dirs if (s := election_summary(d)) is not None]
+    audited = {d: rows for d in run_dirs if (rows := audit_records(d))}
+    summaries = [(d, audit_summary(rows)) for d, rows in audited.items()]
     if not summaries:
         return []
     keys = (stats.DECIDED, *STATISTICS)
@@ -121,19 +122,20 @@ def election_table(run_dirs: list[pathlib.Path]) -> list[str]:
                  if k in o else "—" for k in keys]
         lines.append(f"| {run_name(run_dir)} | {s['metric']} | {o['phases']} | "
                      + " | ".join(cells) + f" | {fmt(s['random_hit_rate'])} |")
-    return lines + decided_table(summaries) + simulated_table([d for d, _ in summaries])
+    return lines + decided_table(summaries) + simulated_table(audited)
 
 
 SIMULATED_EPISODES = (5, 10, 30, 100)
 
 
-def simulated_table(run_dirs: list[pathlib.Path], episodes=SIMULATED_EPISODES) -> list[str]:
+def simulated_table(audited: dict[pathlib.Path, list[dict]],
+                    episodes=SIMULATED_EPISODES) -> list[str]:
     """What an `eval` election of n episodes per member would have elected at each run's audited
-    phase points, the audit taken as the truth (`stats.simulated_election`), under argmax and
-    under the confident rule. Runs audited without standard errors have no row."""
+    phase points ({run directory: its audit records}), the audit taken as the truth
+    (`stats.simulated_election`), under argmax and under the confident rule. Runs audited
+    without standard errors have no row."""
     lines = []
-    for run_dir in run_dirs:
-        rows = audit_records(run_dir)
+    for run_dir, rows in audited.items():
         saved = run_dir / "config.json"  # the audit's episode count and the rule's z
         if not rows or not saved.is_file() or any(r.get("audit_se") is None for r in rows):
             continue
