@@ -77,10 +77,12 @@ def _hit_bars(ax, summary: dict) -> None:
                         ha="center", fontsize=7)
     ax.axhline(summary["random_hit_rate"], color="black", linestyle=":", linewidth=1.2)
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7.5)
-    ax.set(ylim=(0, 1.15), ylabel="Hit rate (share of phases)",
+    # a band above 1 for the bars' counts and, above them, the legend: neither covers a bar
+    ax.set(ylim=(0, 1.38), yticks=np.linspace(0, 1, 6), ylabel="Hit rate (share of phases)",
            title=f"elected by {summary['metric']}\n(dotted: random, 1/{summary['members']})")
     if both:
-        ax.legend(fontsize=7, frameon=False, loc="upper right")
+        ax.legend(fontsize=7, frameon=False, loc="upper center", ncol=2, handlelength=1.2,
+                  columnspacing=0.8, borderaxespad=0.2)
 
 
 def plot_election(run_dirs, out_png) -> pathlib.Path | None:
