@@ -16,8 +16,15 @@ from mjx_cikd.envs.probes import PROBE_TASKS
 from mjx_cikd.envs.tasks import BRAX_TASKS
 from mjx_cikd.experiments import stats
 from mjx_cikd.experiments.plan import MEMBER, WORST
-from mjx_cikd.experiments.runs import Curve, Run, curves_of, final_scores, task_runs, tasks_of
-from mjx_cikd.experiments.sets import SETS
+from mjx_cikd.experiments.runs import (
+    Curve,
+    Run,
+    curves_of,
+    final_scores,
+    set_of,
+    task_runs,
+    tasks_of,
+)
 
 # Okabe and Ito's colour-blind safe colours, ordered so that neighbours differ in lightness, each
 # with a marker of its own (the shape tells variants apart where the colour cannot).
@@ -57,7 +64,7 @@ def panels_of(runs: list[Run]) -> list[tuple[str, list[str]]]:
     questions is one untitled row of every variant."""
     present = list(dict.fromkeys(r.record.variant for t in tasks_of(runs)
                                  for r in task_runs(runs, t)))
-    known = SETS.get(runs[0].record.set)
+    known = set_of(runs)
     rows = [(p.title, [v for v in p.variants if v in present])
             for p in (known.panels if known else ())]
     rows = [(title, names) for title, names in rows if names]

@@ -25,6 +25,7 @@ from mjx_cikd.experiments.plan import (
     default_curves,
     member_labels,
 )
+from mjx_cikd.experiments.sets import SETS, ExperimentSet
 from mjx_cikd.host.run_dir import read_metrics
 
 # The statistics an audited election logs for every member, scored as if each had decided.
@@ -127,6 +128,12 @@ def curves_of(run: Run) -> list[Curve]:
     if WORST in kinds and k > 1:
         out.append(curve(f"{rec.variant} (worst)", WORST, np.nanmin(run.returns, axis=-1)))
     return out
+
+
+def set_of(runs: list[Run]) -> ExperimentSet | None:
+    """The experiment set the runs were planned from (its questions and comparisons); None for
+    runs of no known set."""
+    return SETS.get(runs[0].record.set)
 
 
 def tasks_of(runs: list[Run]) -> list[str]:

@@ -19,10 +19,10 @@ from mjx_cikd.experiments.runs import (
     curves_of,
     final_scores,
     run_name,
+    set_of,
     task_runs,
     tasks_of,
 )
-from mjx_cikd.experiments.sets import SETS
 from mjx_cikd.experiments.stats import fmt, fmt_interval, fmt_steps
 
 
@@ -89,7 +89,7 @@ def aggregate_table(runs: list[Run], reps: int = 2000) -> list[str]:
               for t, v in scores]
     baseline = {r.record.variant: r.record.baseline
                 for t in tasks_of(runs) for r in task_runs(runs, t)}
-    known = SETS.get(runs[0].record.set)
+    known = set_of(runs)
     pairs = stats.improvement_pairs(tasks_of(runs), scores, baseline,
                                     known.comparisons if known else ())
     if pairs:
@@ -137,7 +137,7 @@ def simulated_table(audited: dict[pathlib.Path, list[dict]],
     lines = []
     for run_dir, rows in audited.items():
         saved = run_dir / "config.json"  # the audit's episode count and the rule's z
-        if not rows or not saved.is_file() or any(r.get("audit_se") is None for r in rows):
+        if not saved.is_file() or any(r.get("audit_se") is None for r in rows):
             continue
         config = json.loads(saved.read_text())
         audit, audit_se = as_array(rows, "audit"), as_array(rows, "audit_se")
