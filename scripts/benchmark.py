@@ -7,7 +7,8 @@ mjx_cikd/bench/benchmark.py; the flags and the report: mjx_cikd/bench/report.py)
 
 Every Config flag passes through (--batch_size, --updates_per_step, --profile tiny, ...);
 --num_envs and --ensemble_sizes take comma lists; --repeats, --iters, --cache_check true|false;
---batch_axis true times only what a vmap axis of one costs (mjx_cikd/bench/batch_axis.py).
+--batch_axis true times only what a vmap axis of one costs a critic, --batch_axis loop one seed's
+loop under jax.vmap against unbatched (mjx_cikd/bench/batch_axis.py).
 """
 
 import sys

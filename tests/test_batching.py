@@ -58,13 +58,54 @@ def test_named_outputs_keep_their_type_and_a_mismatched_axes_list_is_refused():
         batching.vmap(lambda a, b, c: a, 1, in_axes=(0, None))(jnp.ones((1, 2)), 1, 2)
 
 
-def test_a_state_with_leaves_outside_the_axis_keeps_jax_vmap():
-    """MuJoCo Warp keeps some state leaves unbatched under its own rule: squeezing them would be
-    wrong, so a single seed of such a state maps with jax.vmap, and a plain state runs unbatched."""
-    plain = {"obs": jax.ShapeDtypeStruct((1, 5), jnp.float32)}
-    warp = {**plain, "contacts": jax.ShapeDtypeStruct((100, 3), jnp.float32)}
-    assert batching.mapper(1, warp) is jax.vmap
-    assert batching.mapper(2, plain) is jax.vmap
+def test_a_state_with_leaves_outside_the_axis_maps_leaf_by_leaf():
+    """MuJoCo Warp keeps some state leaves outside the seed axis under its own rule: over an axis
+    of one those stay as they are, and the rest lose the axis and get it back."""
+    def step(state):
+        return {"obs": state["obs"] * 2, "contacts": state["contacts"] + 1}
+
+    one = {"obs": jnp.ones(5), "contacts": jnp.zeros((100, 3))}
+    batched = jax.eval_shape(lambda s: {"obs": s["obs"][None], "contacts": s["contacts"]}, one)
+    axes = batching.leaf_axes(batched, jax.eval_shape(lambda s: s, one))
+    assert axes == {"obs": 0, "contacts": None}
     seen = []
-    fn = batching.mapper(1, plain)(lambda x: seen.append(x.shape) or x * 2)
-    assert fn(jnp.ones((1, 5))).shape == (1, 5) and seen == [(5,)]
+    fn = batching.vmap(lambda s: seen.append(s["obs"].shape) or step(s), 1, in_axes=(axes,),
+                       out_axes=axes)
+    out = fn({"obs": jnp.ones((1, 5)), "contacts": jnp.zeros((100, 3))})
+    assert seen == [(5,)] and out["obs"].shape == (1, 5) and out["contacts"].shape == (100, 3)
+    np.testing.assert_array_equal(out["contacts"], 1.0)
+    with pytest.raises(ValueError, match="neither carries the axis"):
+        batching.leaf_axes({"x": jax.ShapeDtypeStruct((2, 5), jnp.float32)},
+                           {"x": jax.ShapeDtypeStruct((5,), jnp.float32)})
+
+
+def test_a_single_cheetah_seed_under_warp_runs_unbatched_as_jax_vmap_would():
+    """A real task whose MuJoCo Warp state keeps contact buffers outside the seed axis: run.build
+    maps its single seed leaf by leaf, and two chunks (the second takes the first's state) log
+    what the same chunk under jax.vmap logs."""
+    from conftest import tiny
+
+    from mjx_cikd.host import run
+    from mjx_cikd.loop.trainer import make_train
+
+    config = tiny(env="CheetahRun", impl="warp", num_envs=4, episode_length=64, log_every=128,
+                  total_steps=256, algo="ensemble", ensemble_size=2)
+    trainer = make_train(config)
+    keys = run.seed_keys(config)
+    starts = jax.vmap(trainer.starts)(keys)
+    batched = jax.eval_shape(jax.vmap(trainer.init), keys, starts)
+    one = jax.eval_shape(trainer.starts, keys[0])
+    axes = batching.leaf_axes(batched, jax.eval_shape(trainer.init, keys[0], one))
+    kept = jax.tree.leaves(axes, is_leaf=lambda a: a is None)
+    assert 0 in kept and None in kept  # Warp leaves outside the axis, and the rest inside
+    compiled = run.build(config, trainer, cache_dir="")
+    reference = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)))
+    mine = compiled.init(keys, starts)
+    theirs = jax.jit(jax.vmap(trainer.init))(keys, starts)
+    sched = trainer.schedule()
+    for _ in range(2):
+        theirs, _, expected = reference(theirs, sched)
+        mine, sched, log = compiled.chunk(mine, sched)
+        for got, want in zip(jax.tree.leaves(log), jax.tree.leaves(expected)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert all(np.isfinite(v).all() for v in log.metrics.values())

@@ -1,15 +1,20 @@
 """What a batch axis of one costs: the gradient of one critic (the defaults' 2 x 256 twin Q with
-LayerNorm, batch 512) under nested vmaps of the given sizes, against the same network unbatched.
+LayerNorm, batch 512) under nested vmaps of the given sizes, against the same network unbatched;
+and the whole loop of a single seed under `jax.vmap` against the same loop unbatched.
 
-    python scripts/benchmark.py --batch_axis [--out FILE.json]
+    python scripts/benchmark.py --batch_axis true [--out FILE.json]
+    python scripts/benchmark.py --batch_axis loop [--FIELD VALUE ...] [--out FILE.json]
 
-Each shape is compiled once and timed as a scan of `steps` gradient steps, median of `repeats`;
-the figure is milliseconds per gradient of one network (the total over the product of the axes).
-It is why `agent/batching.py` runs a member or seed axis of size 1 unbatched.
+Each critic shape is compiled once and timed as a scan of `steps` gradient steps, median of
+`repeats`; the figure is milliseconds per gradient of one network (the total over the product of
+the axes). It is why `agent/batching.py` runs a member or seed axis of size 1 unbatched. The loop
+(`loop`): the run's config at one seed, a chunk of `--iters` iterations with updates (and
+phases) from the start, compiled both ways and timed in interleaved rounds (`timing`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -18,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mjx_cikd.agent.networks import Critic
+from mjx_cikd.bench import timing
 
 SHAPES = ((), (1,), (3,), (1, 3), (1, 1), (5, 3))
 
@@ -63,3 +69,52 @@ def markdown(record: dict) -> str:
     lines += [f"| {tuple(r['vmap_axes'])} | {r['layer_norm']} | {r['ms_per_network_grad']:.2f} |"
               for r in record["rows"]]
     return "\n".join(lines)
+
+
+def measure_loop(base, iters: int, repeats: int) -> dict:
+    """A single seed's loop (the `base` config at its N, K and algo) mapped over its seed axis of
+    one by `jax.vmap` and by `host.run.over_seeds` (unbatched, leaf by leaf under MuJoCo Warp):
+    env steps per second of each, and their ratio within each round."""
+    from mjx_cikd.bench.benchmark import loop_config, machine_facts, say_stderr
+    from mjx_cikd.host import run
+    from mjx_cikd.loop.trainer import make_train
+
+    one = dataclasses.replace(base, num_seeds=1)
+    if base.algo != "cikd":  # no phases: a chunk need not be a whole period of them
+        one = dataclasses.replace(one, distill_interval_updates=iters * base.updates_per_step,
+                                  distill_interval=0)
+    config = loop_config(one, base.num_envs, base.algo, base.ensemble_size, iters)
+    trainer = make_train(config)
+    keys = run.seed_keys(config)
+    say_stderr(f"[batch_axis] {config.env} ({trainer.task.impl}): first states")
+    starts = jax.jit(jax.vmap(trainer.starts))(keys)
+    shape = jax.eval_shape(jax.vmap(trainer.init), keys, starts)
+    init, unbatched = run.over_seeds(trainer, 1, keys, starts, shape)
+    sched = trainer.schedule()
+    programs = {"jax.vmap": jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)),
+                "unbatched": unbatched}
+    timed = {}
+    for name, chunk in programs.items():
+        fn = jax.jit(chunk, donate_argnums=0)
+        timed[name] = timing.Timed(lambda state, fn=fn: fn(state, sched)[:1],
+                                   (jax.jit(init)(keys, starts),))
+    say_stderr("[batch_axis] compiling and timing both programs")
+    times = timing.time_interleaved(timed, repeats)
+    env_steps = config.total_steps
+    return {"what": "one seed's loop over its seed axis of one: jax.vmap against unbatched",
+            "task": config.env, "impl": trainer.task.impl, "algo": config.algo,
+            "ensemble_size": config.ensemble_size, "num_envs": config.num_envs,
+            "batch_size": config.batch_size, "updates_per_step": config.updates_per_step,
+            "critic_layer_norm": config.critic_layer_norm, "env_steps_per_chunk": env_steps,
+            "seconds": times, **machine_facts(),
+            "env_steps_per_s": {k: env_steps / float(np.median(v)) for k, v in times.items()},
+            "speedup_per_round": timing.per_round(lambda a, b: a / b, times["jax.vmap"],
+                                                  times["unbatched"])}
+
+
+def loop_markdown(record: dict) -> str:
+    rate = record["env_steps_per_s"]
+    return (f"{record['task']} ({record['impl']}), {record['algo']} K = {record['ensemble_size']}, "
+            f"N = {record['num_envs']}, one seed: jax.vmap {rate['jax.vmap']:.0f} env steps/s, "
+            f"unbatched {rate['unbatched']:.0f}; speed-up {record['speedup_per_round']:.2f}x "
+            "(median of per-round ratios)")

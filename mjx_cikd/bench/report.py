@@ -122,9 +122,10 @@ def _bench_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", default="bench.json", help="JSON output")
     group.add_argument("--cache_check", default="true",
                        help="time to first step with a cold and a warm compilation cache")
-    group.add_argument("--batch_axis", default="false",
+    group.add_argument("--batch_axis", default="false", choices=("false", "true", "loop"),
                        help="true: only what a vmap axis of size one costs a LayerNorm critic's "
-                            "gradient (mjx_cikd/bench/batch_axis.py), not the loop")
+                            "gradient; loop: one seed's loop (the run's config) under jax.vmap "
+                            "against unbatched (mjx_cikd/bench/batch_axis.py)")
 
 
 def parse(argv: list[str] | None):
@@ -140,7 +141,6 @@ def parse(argv: list[str] | None):
         num_envs = [base.num_envs]
     args.ensemble_sizes = _int_list(args.ensemble_sizes, "ensemble_sizes")
     args.cache_check = coerce("cache_check", args.cache_check, bool)
-    args.batch_axis = coerce("batch_axis", args.batch_axis, bool)
     if args.repeats < 1 or args.iters < 1:
         raise ConfigError("--repeats and --iters must be >= 1")
     return base, num_envs, args
@@ -157,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.batch_axis:
+    if args.batch_axis == "true":
         result = batch_axis.measure(repeats=args.repeats)
+    elif args.batch_axis == "loop":
+        result = batch_axis.measure_loop(base, args.iters, args.repeats)
     else:
         result = benchmark.run_benchmark(base, num_envs, args.ensemble_sizes, iters=args.iters,
                                          repeats=args.repeats, check_cache=args.cache_check)
@@ -166,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
-    print(batch_axis.markdown(result) if args.batch_axis else markdown(result), flush=True)
+    show = {"true": batch_axis.markdown, "loop": batch_axis.loop_markdown}.get(args.batch_axis,
+                                                                           markdown)
+    print(show(result), flush=True)
     if args.out:
         print(f"\nwrote {args.out}", file=sys.stderr)
     return 0

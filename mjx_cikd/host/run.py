@@ -67,6 +67,21 @@ def seed_keys(config: Config) -> jax.Array:
     return jnp.stack([jax.random.key(config.seed + s) for s in range(config.num_seeds)])
 
 
+def over_seeds(trainer: Trainer, num_seeds: int, keys: jax.Array, starts, state):
+    """The trainer's init and chunk mapped over the seeds (`starts`, `state`: their shapes under
+    `jax.vmap`). A single seed runs unbatched (`batching.vmap`), leaf by leaf where MuJoCo Warp
+    keeps some of its state outside the seed axis (`batching.leaf_axes`)."""
+    start_axes = state_axes = 0
+    if num_seeds == 1:
+        one_start = jax.eval_shape(trainer.starts, keys[0])
+        start_axes = batching.leaf_axes(starts, one_start)
+        state_axes = batching.leaf_axes(state, jax.eval_shape(trainer.init, keys[0], one_start))
+    init = batching.vmap(trainer.init, num_seeds, in_axes=(0, start_axes), out_axes=state_axes)
+    chunk = batching.vmap(trainer.chunk, num_seeds, in_axes=(state_axes, None),
+                          out_axes=(state_axes, None, 0))
+    return init, chunk
+
+
 def build(config: Config, trainer: Trainer | None = None,
           cache_dir: str | None = None) -> Compiled:
     """Trace and compile init and one chunk (ahead of time: compile time is measured alone).
@@ -78,9 +93,7 @@ def build(config: Config, trainer: Trainer | None = None,
     keys = seed_keys(config)
     starts = start_cache.prepare(trainer, keys, cache_dir)
     state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, starts.shape)
-    # a single seed runs unbatched where its whole state carries the seed axis (not under Warp)
-    over_seeds = batching.mapper(config.num_seeds, (starts.shape, state_shape))
-    chunk = over_seeds(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0))
+    init, chunk = over_seeds(trainer, config.num_seeds, keys, starts.shape, state_shape)
     shardings, sched_sharding, out_shardings = None, None, None
     if config.devices > 1:  # over a device mesh (parallel.py), the state split by its structure
         layout = env_axis(state_shape)
@@ -90,8 +103,7 @@ def build(config: Config, trainer: Trainer | None = None,
         # the state leaves the chunk as it came in (zero-size leaves included): the next takes it
         out_shardings = (shardings, sched_sharding, None)
     # over several processes each builds the whole state and `place` keeps its devices' parts
-    init = jax.jit(over_seeds(trainer.init),
-                   out_shardings=shardings if jax.process_count() == 1 else None)
+    init = jax.jit(init, out_shardings=shardings if jax.process_count() == 1 else None)
     chunk = jax.jit(chunk, in_shardings=(shardings, sched_sharding), out_shardings=out_shardings,
                     donate_argnums=0)
     init_c = init.lower(keys, starts.shape).compile()
