@@ -18,21 +18,21 @@ import numpy as np
 
 from mjx_cikd.config.schema import Config
 from mjx_cikd.experiments import stats
-from mjx_cikd.experiments.sets import LR_CONTROLS, STUDY_INTERVALS
+from mjx_cikd.experiments.sets import (
+    CONFIDENT,
+    HANDOVER,
+    LR_CONTROLS,
+    STUDY_INTERVALS,
+    interval_variant,
+)
 from mjx_cikd.experiments.stats import fmt
 
 VANILLA, ENSEMBLE = "Vanilla-SAC", "Ensemble-SAC"
-ARGMAX = f"SAC-CIKD (I={STUDY_INTERVALS[1]})"  # the rule's reference: argmax at the same interval
-CONFIDENT = "SAC-CIKD (confident election)"
+ARGMAX = interval_variant(STUDY_INTERVALS[1])  # the rule's reference: argmax at that interval
 LR_ALONE, FRESH = LR_CONTROLS[1], LR_CONTROLS[2]
-HANDOVER = "SAC-CIKD (lr 3e-4, handover at 1e-3)"
 STUDY_TASKS = ("ReacherEasy", "CartpoleSwingup")
 WINS, LEVEL, LOSES = "wins", "level", "loses"
 SHIPPED = {f.name: f.default for f in dataclasses.fields(Config)}
-
-
-def interval_variant(updates: int) -> str:
-    return f"SAC-CIKD (I={updates})"
 
 
 def outcome(low: float, high: float) -> str:
@@ -149,7 +149,7 @@ def _interval(study: _Study, pays: dict) -> Choice:
     if not eligible:
         least_bad = max(relative, key=relative.get)
         ahead = any(pays[t, i] != LOSES for t in study.tasks for i in STUDY_INTERVALS)
-        why.append(f"no interval wins on a task without losing on another, so the shipped "
+        why.append(f"no interval wins on a task while losing on none, so the shipped "
                    f"{SHIPPED[knob]} stays (its election costs least); the best of the three "
                    f"relative to the baselines was I = {least_bad}"
                    + ("" if ahead else ", and none is level with the baselines"))
@@ -221,6 +221,6 @@ def decision_lines(decision: Decision) -> list[str]:
         lines += [f"  - {reason}" for reason in choice.why]
     for t, verdict in decision.lr_gap.items():
         gap = ("level: the authors' gap over Ensemble-SAC is their learning rate"
-               if verdict == LEVEL else f"{verdict}")
+               if verdict == LEVEL else verdict)
         lines.append(f"- The handover over Ensemble-SAC moved to 1e-3 alone, on {t}: {gap}")
     return lines

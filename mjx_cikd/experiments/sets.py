@@ -79,6 +79,14 @@ PAPER_LR = {"actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4}
 # the study's references at the authors' rates: the learning rate alone, then with distillation
 LR_CONTROLS = ("Ensemble-SAC (lr 3e-4)", "Ensemble-SAC (lr 3e-4, 1e-3 after warm-up)",
                "SAC-CIKD (lr 3e-4, fresh Adam at 1e-3)")
+# the study's other legends its panels and `decision` name
+CONFIDENT = "SAC-CIKD (confident election)"
+HANDOVER = "SAC-CIKD (lr 3e-4, handover at 1e-3)"
+
+
+def interval_variant(updates: int) -> str:
+    """The study's SAC-CIKD at a phase interval of `updates` SAC updates."""
+    return f"SAC-CIKD (I={updates})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,9 +192,9 @@ SETS: dict[str, ExperimentSet] = {
         "learning-rate handover against its control", "best+worst", (
             Variant("Vanilla-SAC", _sac()),
             Variant("Ensemble-SAC", _ensemble(3)),
-            *(Variant(f"SAC-CIKD (I={i})", _cikd(3, **_every(i))) for i in STUDY_INTERVALS),
+            *(Variant(interval_variant(i), _cikd(3, **_every(i))) for i in STUDY_INTERVALS),
             Variant("SAC-CIKD (random teacher)", _cikd(3, teacher="random", **_every())),
-            Variant("SAC-CIKD (confident election)", _cikd(3, **_every(rule="confident"))),
+            Variant(CONFIDENT, _cikd(3, **_every(rule="confident"))),
             # the authors' numbers (train_ensemble_sac.py:73, :92, :174): SAC at 3e-4, the
             # distillation at 1e-3, whose Adam their students keep (distill.py:20-21)
             Variant("Ensemble-SAC (lr 3e-4)", _ensemble(3, **PAPER_LR)),
@@ -195,20 +203,20 @@ SETS: dict[str, ExperimentSet] = {
             Variant("SAC-CIKD (lr 3e-4, fresh Adam at 1e-3)",
                     _cikd(3, **PAPER_LR, distill_lr=1e-3, distill_optimizer="fresh",
                           **_every())),
-            Variant("SAC-CIKD (lr 3e-4, handover at 1e-3)",
+            Variant(HANDOVER,
                     _cikd(3, **PAPER_LR, distill_lr=1e-3, distill_optimizer="handover",
                           **_every()))),
         panels=(
             Panel("Against its baselines: the phase interval",
                   ("Vanilla-SAC", "Ensemble-SAC",
-                   *(f"SAC-CIKD (I={i})" for i in STUDY_INTERVALS)),
+                   *map(interval_variant, STUDY_INTERVALS)),
                   against=("Vanilla-SAC", "Ensemble-SAC")),
             Panel(f"Electing the teacher (I={STUDY_INTERVALS[1]})",
-                  ("Ensemble-SAC", f"SAC-CIKD (I={STUDY_INTERVALS[1]})",
-                   "SAC-CIKD (random teacher)", "SAC-CIKD (confident election)"),
-                  against=("Ensemble-SAC", f"SAC-CIKD (I={STUDY_INTERVALS[1]})")),
+                  ("Ensemble-SAC", interval_variant(STUDY_INTERVALS[1]),
+                   "SAC-CIKD (random teacher)", CONFIDENT),
+                  against=("Ensemble-SAC", interval_variant(STUDY_INTERVALS[1]))),
             Panel("At the authors' learning rates: SAC 3e-4, the distillation 1e-3",
-                  LR_CONTROLS + ("SAC-CIKD (lr 3e-4, handover at 1e-3)",), against=LR_CONTROLS))),
+                  LR_CONTROLS + (HANDOVER,), against=LR_CONTROLS))),
     "noise": ExperimentSet(
         "The election against noise: statistic and rule, audited with their standard errors",
         "best", tuple(
