@@ -100,11 +100,36 @@ def test_the_interval_is_in_updates_unless_given_in_env_steps():
     from mjx_cikd.config import from_dict
 
     old = {k: v for k, v in default.to_dict().items()
-           if k not in ("distill_interval_updates", "election_metric", "distill_target")}
+           if k not in ("distill_interval_updates", "election_metric", "distill_target",
+                        "election_rule", "distill_optimizer")}
     then = from_dict(dict(old, distill_interval=5000))
     assert then.phase_period == 40  # ceil(5000 / 128)
     assert then.election_metric == "train_returns" and then.distill_target == "hard"
+    # before the election rule and the handover existed every phase point distilled, fresh
+    assert (then.election_rule, then.distill_optimizer) == ("argmax", "fresh")
     assert from_dict(default.to_dict()) == default
+
+
+def test_the_confident_rule_is_the_default_where_it_has_a_lead_to_test():
+    """The shipped rule tests the best member's lead in standard errors: a random or worst
+    teacher, or the reward rate (no standard error), distils at every phase point unless the
+    user names a rule, and naming `confident` there is one clear error."""
+    from mjx_cikd.config import replace
+
+    assert resolve({"algo": "cikd"}).election_rule == "confident"
+    assert resolve({"algo": "cikd", "election_metric": "train_returns"}).election_rule \
+        == "confident"
+    for implied in ({"teacher": "random"}, {"teacher": "worst"},
+                    {"election_metric": "reward_rate"}):
+        assert resolve({"algo": "cikd", **implied}).election_rule == "argmax"
+        assert replace(resolve({"algo": "cikd"}), **implied).election_rule == "argmax"
+        with pytest.raises(ConfigError, match="use --election_rule argmax"):
+            resolve({"algo": "cikd", "election_rule": "confident", **implied})
+    config, _ = config_from_args(["--teacher", "random"])
+    assert config.election_rule == "argmax"
+    # a rule the user gave stays, and a change of something else keeps it
+    assert replace(resolve({"election_rule": "argmax"}), num_envs=64).election_rule == "argmax"
+    assert replace(resolve({}), num_envs=64).election_rule == "confident"
 
 
 @pytest.mark.parametrize("values, message", [
@@ -148,6 +173,8 @@ def test_the_paper_profile_is_the_authors_code():
     assert (paper.distill_batch_size, paper.distill_lr, paper.distill_target) == (256, 1e-3, "soft")
     assert not paper.normalize_obs and paper.log_std_bounds == "clip"
     assert paper.election_metric == "train_returns" and paper.return_window == 5
+    # every phase point distils (train_ensemble_sac.py:401, 410), with the handover
+    assert (paper.election_rule, paper.distill_optimizer) == ("argmax", "handover")
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,10 +65,11 @@ def _together(config: Config) -> None:
         raise ConfigError("--extra_updates is a baseline for --algo sac|ensemble, not cikd")
     if config.audit_election and config.algo != "cikd":
         raise ConfigError("--audit_election audits the teacher election of --algo cikd")
-    if config.election_rule == "confident" and (config.teacher != "best"
-                                                or config.election_metric == "reward_rate"):
+    if config.algo == "cikd" and config.election_rule == "confident" and (
+            config.teacher != "best" or config.election_metric == "reward_rate"):
         raise ConfigError("--election_rule confident needs --teacher best and a statistic "
-                          "with a standard error (--election_metric eval or train_returns)")
+                          "with a standard error (--election_metric eval or train_returns); "
+                          "use --election_rule argmax")
     if config.lr_after_warmup and (config.algo != "ensemble" or config.extra_updates):
         raise ConfigError("--lr_after_warmup is the learning-rate control for --algo ensemble "
                           "(CIKD's students get distill_lr by --distill_optimizer handover)")

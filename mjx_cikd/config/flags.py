@@ -266,6 +266,8 @@ def config_from_args(argv: list[str] | None = None, extra=None,
 # missing one predates the field (then the election ranked training returns and the students'
 # targets were set to their new critics).
 BEFORE_FIELDS = {"election_metric": "train_returns", "distill_target": "hard",
+                 # every phase point distilled, and the distillation's Adam was dropped
+                 "election_rule": "argmax", "distill_optimizer": "fresh",
                  # the actor's squash and the critics before the SAC defaults took Playground's
                  "log_std_bounds": "smooth", "critic_layer_norm": False,
                  "target_entropy_scale": 1.0}
@@ -287,8 +289,8 @@ def from_dict(values: dict) -> Config:
 
 def resolve(values: dict) -> Config:
     """The values a user gave, with the ones they imply filled in, validated: the ensemble
-    size implied by the algo or the widths, and an interval in env steps
-    (`distill_interval`) replacing the default one in SAC updates."""
+    size implied by the algo or the widths, an interval in env steps (`distill_interval`)
+    replacing the default one in SAC updates, and the election rule (`_implied_rule`)."""
     values = dict(values)
     if "progress" in values:  # a bool before it was bar | plain | off: saved configs, old flags
         values["progress"] = PROGRESS_BOOLS.get(str(values["progress"]).lower(),
@@ -299,12 +301,26 @@ def resolve(values: dict) -> Config:
         values["ensemble_size"] = 1
     if values.get("distill_interval", 0) > 0 and "distill_interval_updates" not in values:
         values["distill_interval_updates"] = 0
+    _implied_rule(values, values)
     return validate(Config(**values))
 
 
+def _implied_rule(values: dict, given: dict) -> None:
+    """The confident rule tests the best member's lead in standard errors of the statistic: a
+    run that elects another member (--teacher random|worst) or ranks a statistic without one
+    (reward_rate) distils at every phase point instead, unless `given` names a rule."""
+    teacher = values.get("teacher", Config.teacher)
+    metric = values.get("election_metric", Config.election_metric)
+    if "election_rule" not in given and (teacher != "best" or metric == "reward_rate"):
+        values["election_rule"] = "argmax"
+
+
 def replace(config: Config, **changes) -> Config:
-    """`config` with `changes`; an interval in env steps replaces the one in updates, as in
-    `resolve`."""
+    """`config` with `changes`; an interval in env steps replaces the one in updates, and the
+    election rule follows the teacher and the statistic, as in `resolve`."""
     if changes.get("distill_interval", 0) > 0:
         changes.setdefault("distill_interval_updates", 0)
+    values = dataclasses.asdict(config) | changes
+    _implied_rule(values, changes)
+    changes["election_rule"] = values["election_rule"]
     return validate(dataclasses.replace(config, **changes))

@@ -128,7 +128,9 @@ class Config:
         5_000, "I, the interval between phase points in SAC updates of each member; "
         "--distill_interval (env steps) replaces it", unit=UPDATES,
         why="the paper's 5000 env steps at one update per env step are 5000 updates, so the "
-            "share of distillation per update is the paper's at any N and U")
+            "share of distillation per update is the paper's at any N and U; the study of "
+            "issue 17 found no shorter interval (500, 1500, 4000) that wins, and a shorter one "
+            "costs more elections (docs/results.md)")
     distill_interval: int = knob(0, "I in env steps instead, as the paper words it; 0: use "
                                  "--distill_interval_updates", unit=ENV_STEPS,
                                  why="at N envs and U updates per vector step, env steps would "
@@ -178,13 +180,19 @@ class Config:
                                "return varies with the start (issue 17)")
     election_episodes: int = knob(10, "episodes per member of the eval statistic's evaluation "
                                   "(apart from --eval_episodes)", unit="episodes",
-                                  why="the count the eval election played when it shared "
-                                      "--eval_episodes; the study of issue 17 is to choose it")
-    election_rule: str = knob("argmax", "when the elected member teaches", choices={
+                                  why="the confident rule meets the election's goal at 10 "
+                                      "on both tasks measured, where argmax needs ~100 "
+                                      "(docs/election.md); more cost more on MuJoCo Warp")
+    election_rule: str = knob("confident", "when the elected member teaches (unless given, "
+                              "argmax where --teacher is not best or the statistic has no "
+                              "standard error)", choices={
         "argmax": "always (the paper's)",
         "confident": "only when it leads the runner-up by more than --election_z standard "
                      "errors of the difference; else the phase is skipped and its record says "
-                     "`declined`"})
+                     "`declined`"},
+        why="the study of issue 17 chose it by its pre-registered rule: level with argmax in "
+            "return on both tasks (docs/results.md), and the better election "
+            "(docs/election.md)")
     election_z: float = knob(2.0, "the lead, in standard errors of the difference, that "
                              "--election_rule confident needs")
     distill_optimizer: str = knob("fresh", "what a student's SAC updates use after a phase",
@@ -192,7 +200,8 @@ class Config:
         "fresh": "its own Adam, as before the phase (the distillation's Adam is dropped)",
         "handover": "the distillation's Adam (its moments, its count, --distill_lr) until the "
                     "next phase, as in the authors' chainer code (docs/fidelity.md)"},
-        why="the paper does not mention the handover; the study of issue 17 is to choose")
+        why="the paper does not mention the handover, and the study of issue 17 found it "
+            "level with a fresh Adam on both tasks (docs/results.md)")
     lr_after_warmup: float = knob(0.0, "> 0: every member's actor and critic learning rate "
                                   "becomes this at the first phase point (--algo ensemble: the "
                                   "control that moves the learning rate without distilling)")

@@ -128,6 +128,13 @@ class ExperimentSet:
         return tuple(names)
 
 
+# The sets that compare elections (who teaches, when, ranked by what) keep the paper's rule,
+# every phase point distilling, as their records ran: under the shipped `confident` rule a random
+# or worst teacher, or a statistic without a standard error, would distil at every phase point
+# and the elected best would not (`config.flags._implied_rule`).
+PAPER_RULE = {"election_rule": "argmax"}
+
+
 def _cikd_variants(field: str, legends: dict, **extra) -> tuple[Variant, ...]:
     """SAC-CIKD (K=3) once per value of `field`: {value: legend suffix}."""
     return tuple(Variant(f"SAC-CIKD ({legend})", _cikd(3, **{field: value}, **extra))
@@ -159,7 +166,7 @@ SETS: dict[str, ExperimentSet] = {
     "teacher": ExperimentSet(
         "Electing the best agent matters: the teacher is the best, a random or the worst member",
         "best", _cikd_variants("teacher", {"best": "best teacher", "random": "random teacher",
-                                           "worst": "worst teacher"})),
+                                           "worst": "worst teacher"}, **PAPER_RULE)),
     "parts": ExperimentSet(
         "What is distilled: policy and critic, the policy, the critic, or a hard copy", "best",
         _cikd_variants("distill_parts", {"both": "both", "policy": "policy",
@@ -171,12 +178,12 @@ SETS: dict[str, ExperimentSet] = {
                                             "eps_greedy": "eps-greedy"})),
     "schedule": ExperimentSet(
         "Distillation schedule: every phase point, or when the election is confident", "best",
-        _cikd_variants("distill_schedule", {"fixed": "fixed", "ada": "ada"})),
+        _cikd_variants("distill_schedule", {"fixed": "fixed", "ada": "ada"}, **PAPER_RULE)),
     "election": ExperimentSet(
         "The statistic the teacher election ranks, audited against true returns", "best",
         _cikd_variants("election_metric", {"train_returns": "train returns",
                                            "reward_rate": "reward rate", "eval": "eval"},
-                       audit_election=True)),
+                       audit_election=True, **PAPER_RULE)),
     "target": ExperimentSet(
         "The students' target critics after a phase: one soft step, or a copy of the new critics",
         "best+worst", _cikd_variants("distill_target", {"soft": "soft target",
@@ -185,8 +192,8 @@ SETS: dict[str, ExperimentSet] = {
         "SAC-CIKD against its baselines and a random teacher", "best+worst", (
             Variant("Vanilla-SAC", _sac()),
             Variant("Ensemble-SAC", _ensemble(3)),
-            Variant("SAC-CIKD", _cikd(3, teacher="best")),
-            Variant("SAC-CIKD (random teacher)", _cikd(3, teacher="random")))),
+            Variant("SAC-CIKD", _cikd(3, teacher="best", **PAPER_RULE)),
+            Variant("SAC-CIKD (random teacher)", _cikd(3, teacher="random", **PAPER_RULE)))),
     "study": ExperimentSet(
         "Does CIKD pay: its baselines, three intervals, a random teacher, and the authors' "
         "learning-rate handover against its control", "best+worst", (
