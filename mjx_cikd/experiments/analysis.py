@@ -11,8 +11,9 @@ Per set, under the output directory:
   <set>-profile.png   rliable's performance profiles of the final returns (`figures.plot_profiles`).
   <set>.md            per curve, the final return with its CI and the env steps to a threshold
                       (default: the best baseline's final return); rliable's IQM and P(improvement)
-                      of CIKD over the baselines; the election audit (`tables`); for the study,
-                      the defaults its pre-registered rules choose (`decision`).
+                      of CIKD over the baselines; the election audit (`tables`); for a set that
+                      decides defaults (the study), what its pre-registered rules choose
+                      (`decision`).
   <set>-election.png  for the runs that audited their teacher elections (`election_figure`).
 Reading the runs: `mjx_cikd.experiments.runs`.
 """
@@ -23,7 +24,15 @@ import pathlib
 
 from mjx_cikd.experiments import decision, figures, tables
 from mjx_cikd.experiments.election_figure import plot_election
-from mjx_cikd.experiments.runs import Run, by_set, final_scores, find_runs, task_runs, tasks_of
+from mjx_cikd.experiments.runs import (
+    Run,
+    by_set,
+    final_scores,
+    find_runs,
+    set_of,
+    task_runs,
+    tasks_of,
+)
 
 __all__ = ["by_set", "find_runs", "report_set"]
 
@@ -37,7 +46,8 @@ def report_set(set_name: str, runs: list[Run], out: pathlib.Path,
     heading = f"# {set_name}: {title}" if title != set_name else f"# {set_name}"
     lines = [heading, "", *tables.final_table(runs, threshold),
              *tables.aggregate_table(runs), *tables.election_table(run_dirs)]
-    if set_name == "study":
+    experiment_set = set_of(runs)
+    if experiment_set is not None and experiment_set.decides_defaults:
         lines += decision.decision_lines(decision.decide(final_scores(runs), tasks_of(runs)))
     lines.append("")
     md = out / f"{set_name}.md"

@@ -112,6 +112,7 @@ class ExperimentSet:
     curves: str  # a key of SET_CURVES
     variants: tuple[Variant, ...]
     panels: tuple[Panel, ...] = ()  # none: every variant in one row
+    decides_defaults: bool = False  # its table ends with the defaults it chooses (`decision`)
 
     @property
     def comparisons(self) -> tuple[tuple[str, str], ...]:
@@ -223,7 +224,8 @@ SETS: dict[str, ExperimentSet] = {
                    "SAC-CIKD (random teacher)", CONFIDENT),
                   against=("Ensemble-SAC", interval_variant(STUDY_INTERVALS[1]))),
             Panel("At the authors' learning rates: SAC 3e-4, the distillation 1e-3",
-                  LR_CONTROLS + (HANDOVER,), against=LR_CONTROLS))),
+                  LR_CONTROLS + (HANDOVER,), against=LR_CONTROLS)),
+        decides_defaults=True),
     "noise": ExperimentSet(
         "The election against noise: statistic and rule, audited with their standard errors",
         "best", tuple(
