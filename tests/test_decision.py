@@ -85,6 +85,8 @@ def test_the_handover_must_beat_a_fresh_adam_on_every_task():
     optimizer = _choice(both, "distill_optimizer")
     assert optimizer.value == "handover" and optimizer.changes
     assert both.lr_gap == {"A": "wins", "B": "wins"}  # the gap is more than the learning rate
+    assert "on A: wins: the distillation adds to the learning rate" in "\n".join(
+        decision.decision_lines(both))
 
 
 def test_a_rule_whose_runs_have_not_finished_waits_and_says_for_what():

@@ -219,8 +219,10 @@ def decision_lines(decision: Decision) -> list[str]:
                   else " (as shipped)" if choice.value is not None else "")
         lines.append(f"- **{choice.knob}**: {value}{change}")
         lines += [f"  - {reason}" for reason in choice.why]
+    meaning = {LEVEL: "level: the authors' gap over Ensemble-SAC is their learning rate",
+               LOSES: "loses: the learning rate alone does better than CIKD with it",
+               WINS: "wins: the distillation adds to the learning rate"}
     for t, verdict in decision.lr_gap.items():
-        gap = ("level: the authors' gap over Ensemble-SAC is their learning rate"
-               if verdict == LEVEL else verdict)
-        lines.append(f"- The handover over Ensemble-SAC moved to 1e-3 alone, on {t}: {gap}")
+        lines.append(f"- The handover over Ensemble-SAC moved to 1e-3 alone, on {t}: "
+                     f"{meaning[verdict]}")
     return lines
