@@ -125,6 +125,29 @@ def test_the_confident_rule_skips_a_phase_whose_lead_is_noise_and_says_so(tmp_pa
     assert np.concatenate([log.phase.ran for log in argmax_logs]).sum() == elected.sum()
 
 
+def test_the_shipped_rule_distils_on_cartpole_exactly_where_the_lead_beats_the_noise():
+    """The default rule (`confident`, chosen by the study) on a real task, its statistic a
+    10-episode evaluation: a phase distils exactly where the elected member leads the runner-up
+    by more than z standard errors of the difference, and a declined one spends no step."""
+    from mjx_cikd.config import Config
+
+    config = tiny(**CIKD | dict(env="CartpoleSwingup", impl="jax", episode_length=100,
+                                election_rule=Config.election_rule))
+    assert config.election_rule == "confident" and config.election_metric == "eval"
+    logs = run_chunks(config, chunks=3).logs
+    phase = jax.tree.map(lambda *x: np.concatenate(x), *[log.phase for log in logs])
+    due = np.flatnonzero(phase.due & (phase.teacher >= 0))
+    assert len(due) >= 4 and phase.ran[due].any() and not phase.ran[due].all()  # both kinds
+    for t in due:
+        score, se, teacher = phase.statistic[t], phase.statistic_se[t], phase.teacher[t]
+        runner_up = max((m for m in range(3) if m != teacher), key=lambda m: score[m])
+        assert teacher == int(np.argmax(score))
+        leads = score[teacher] - score[runner_up] > config.election_z * np.hypot(
+            se[teacher], se[runner_up])
+        assert bool(phase.ran[t]) == bool(phase.confident[t]) == leads
+        assert phase.stats.steps[t] == (config.distill_steps if leads else 0)
+
+
 STEP = dict(env="ProbeTarget", algo="cikd", ensemble_size=3, num_envs=8, log_every=8,
             learning_starts=8, distill_interval=24, distill_warmup=24, distill_steps=5,
             distill_lr=1e-3, actor_lr=3e-4, critic_lr=3e-4)
