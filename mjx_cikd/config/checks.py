@@ -48,6 +48,13 @@ def _ranges(config: Config) -> None:
         raise ConfigError(f"--widths must all be >= 1, got {config.widths}")
 
 
+def has_lead_to_test(teacher: str, election_metric: str) -> bool:
+    """Whether `--election_rule confident` applies: it tests the best member's lead in standard
+    errors of the statistic, so it needs the best member elected and a statistic with a
+    standard error (not reward_rate)."""
+    return teacher == "best" and election_metric != "reward_rate"
+
+
 def _together(config: Config) -> None:
     """Fields that contradict each other."""
     if (config.distill_interval > 0) == (config.distill_interval_updates > 0):
@@ -65,8 +72,8 @@ def _together(config: Config) -> None:
         raise ConfigError("--extra_updates is a baseline for --algo sac|ensemble, not cikd")
     if config.audit_election and config.algo != "cikd":
         raise ConfigError("--audit_election audits the teacher election of --algo cikd")
-    if config.algo == "cikd" and config.election_rule == "confident" and (
-            config.teacher != "best" or config.election_metric == "reward_rate"):
+    if (config.algo == "cikd" and config.election_rule == "confident"
+            and not has_lead_to_test(config.teacher, config.election_metric)):
         raise ConfigError("--election_rule confident needs --teacher best and a statistic "
                           "with a standard error (--election_metric eval or train_returns); "
                           "use --election_rule argmax")

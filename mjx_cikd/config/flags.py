@@ -18,7 +18,7 @@ import textwrap
 import tomllib
 import typing
 
-from mjx_cikd.config.checks import validate
+from mjx_cikd.config.checks import has_lead_to_test, validate
 from mjx_cikd.config.schema import FIELDS, Config, ConfigError
 
 # profiles/ beside the package in a checkout (or an editable install); after `pip install .`, the
@@ -309,9 +309,9 @@ def _implied_rule(values: dict, given: dict) -> None:
     """The confident rule tests the best member's lead in standard errors of the statistic: a
     run that elects another member (--teacher random|worst) or ranks a statistic without one
     (reward_rate) distils at every phase point instead, unless `given` names a rule."""
-    teacher = values.get("teacher", Config.teacher)
-    metric = values.get("election_metric", Config.election_metric)
-    if "election_rule" not in given and (teacher != "best" or metric == "reward_rate"):
+    if "election_rule" not in given and not has_lead_to_test(
+            values.get("teacher", Config.teacher),
+            values.get("election_metric", Config.election_metric)):
         values["election_rule"] = "argmax"
 
 
@@ -320,7 +320,8 @@ def replace(config: Config, **changes) -> Config:
     election rule follows the teacher and the statistic, as in `resolve`."""
     if changes.get("distill_interval", 0) > 0:
         changes.setdefault("distill_interval_updates", 0)
-    values = dataclasses.asdict(config) | changes
+    values = dict(teacher=config.teacher, election_metric=config.election_metric,
+                  election_rule=config.election_rule) | changes
     _implied_rule(values, changes)
     changes["election_rule"] = values["election_rule"]
     return validate(dataclasses.replace(config, **changes))
