@@ -207,7 +207,7 @@ def test_train_help_gives_each_flag_its_meaning_values_unit_and_default():
     assert "{train_returns,reward_rate,eval}" in metric
     for value, meaning in (("train_returns", "the paper's: mean of member k's last M"),
                            ("reward_rate", "mean reward per env step since the last phase"),
-                           ("eval", "a deterministic evaluation of --election_episodes")):
+                           ("eval", "the periodic deterministic evaluation (--eval_episodes per member)")):
         assert f"{value}: {meaning}" in " ".join(metric.split())
     assert "default: eval; why: at N = 64 and 256" in " ".join(metric.split())
     interval = text[text.index("--distill_interval_updates"):
@@ -326,9 +326,14 @@ def test_evaluation_past_half_the_run_is_warned():
     assert note.startswith("evaluation would take about 99% of the run") and "raise --eval_every" \
         in note
     assert budget_warnings(config, 5) == []  # T = 5: 5 steps per 9 of training
-    for argv in ([], ["--profile", "parallel"], ["--profile", "paper"], ["--profile", "tiny"]):
-        shipped = config_from_args(argv)[0]  # T: the tiny profile's 100, else the tasks' 1000
+    for argv in ([], ["--profile", "parallel"], ["--profile", "paper"],
+                 ["--profile", "playground"]):
+        shipped = config_from_args(argv)[0]  # T: the tasks' 1000
         assert budget_warnings(shipped, shipped.episode_length or 1000) == [], argv
+    # the tests' preset distils every 16 vector steps of T = 100, so that a short run distils:
+    # its election's evaluations are most of its sequential steps, and it says so
+    (note,) = budget_warnings(config_from_args(["--profile", "tiny"])[0], 100)
+    assert note.startswith("evaluation would take about 68% of the run") and "phase point" in note
 
 
 def test_the_readme_knob_table_gives_the_schema_defaults():

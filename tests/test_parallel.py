@@ -19,7 +19,8 @@ from mjx_cikd.config import ConfigError
 from mjx_cikd.host import checkpoint, run
 from mjx_cikd.host.run_dir import read_metrics
 from mjx_cikd.loop import parallel
-from mjx_cikd.loop.trainer import env_axis, make_train
+from mjx_cikd.loop.state import env_axis
+from mjx_cikd.loop.trainer import make_train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = dict(algo="cikd", ensemble_size=2, num_envs=8, num_seeds=3, log_every=128,
@@ -106,7 +107,7 @@ def _names(tree, keep=lambda leaf: True) -> set[str]:
 
 
 def test_the_state_specs_split_the_slots_and_the_buffer_rows_only():
-    """Chosen by structure (`trainer.env_axis`): every leaf of `slots` and `buffer.data`,
+    """Chosen by structure (`state.env_axis`): every leaf of `slots` and `buffer.data`,
     nothing else."""
     config = tiny(num_envs=8)
     trainer = make_train(config)

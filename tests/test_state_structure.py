@@ -11,7 +11,8 @@ from conftest import tiny
 
 from mjx_cikd.config import ConfigError
 from mjx_cikd.host import checkpoint, run
-from mjx_cikd.loop.trainer import env_axis, make_train
+from mjx_cikd.loop.state import env_axis
+from mjx_cikd.loop.trainer import make_train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -3,20 +3,21 @@ due, and what it reports of it (`PhaseOutcome`).
 
 `make_phase_point` chooses, once per run, the phase of its algorithm:
   - cikd: the audit first (`--audit_election`, for the record only), the statistic R_k
-    (`statistic`; under `eval` an evaluation of its own), the teacher's election, the confident
+    (`statistic`; under `eval` the periodic evaluation, which the trainer plays at every phase
+    point just before it, `TrainState.last_eval`), the teacher's election, the confident
     rule and ada's test, then the distillation (`distillation.make_phase`). A seed with no
     eligible member, or whose rule says no, keeps its members: a mask, since the schedule's cond
     is one for all seeds;
   - "(extra)": the phase's gradient steps spent on SAC updates instead;
   - `--lr_after_warmup`: every member's actor and critic learning rate set.
-`make_skip` is every iteration without a phase point. The trainer builds the evaluations the
-election and the audit play (it owns the evaluation envs) and hands them in.
+`make_skip` is every iteration without a phase point. The trainer builds the evaluation the
+audit plays (it owns the evaluation envs) and hands it in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +31,8 @@ from mjx_cikd.cikd import distillation, election
 from mjx_cikd.config import Config
 from mjx_cikd.envs.tasks import EnvState, Task
 from mjx_cikd.loop import parallel
-
-if TYPE_CHECKING:  # annotations only: the trainer imports this module
-    from mjx_cikd.loop.evaluation import Score
-    from mjx_cikd.loop.trainer import TrainState
+from mjx_cikd.loop.evaluation import Score
+from mjx_cikd.loop.state import TrainState
 
 
 class PhaseOutcome(NamedTuple):
@@ -72,10 +71,10 @@ class PhaseOutcome(NamedTuple):
 
 
 # (state, phase points passed, key, audit key) -> (state, outcome)
-PhasePoint = Callable[["TrainState", jax.Array, jax.Array, jax.Array],
-                      "tuple[TrainState, PhaseOutcome]"]
+PhasePoint = Callable[[TrainState, jax.Array, jax.Array, jax.Array],
+                      tuple[TrainState, PhaseOutcome]]
 # (members, normalizer, key, fixed starts or None) -> Score, K x n deterministic episodes
-Scorer = Callable[[Members, Normalizer, jax.Array, "EnvState | None"], "Score"]
+Scorer = Callable[[Members, Normalizer, jax.Array, EnvState | None], Score]
 
 
 def statistic(config: Config, task: Task, state: TrainState) -> jax.Array:
@@ -84,14 +83,14 @@ def statistic(config: Config, task: Task, state: TrainState) -> jax.Array:
         return election.recent_mean(state.ring)
     if config.election_metric == "reward_rate":
         return election.reward_rate(state.rate, task.episode_length)
-    return state.last_eval
+    return state.last_eval.mean
 
 
 def make_phase_point(config: Config, task: Task, ensemble: Ensemble, devices: parallel.Parallel,
-                     elect_score: Scorer, audit_score: Scorer) -> PhasePoint:
+                     audit_score: Scorer) -> PhasePoint:
     """The phase of this run's algorithm: cikd's, the learning-rate control's or "(extra)"."""
     if config.algo == "cikd":
-        return make_cikd_phase(config, task, ensemble, elect_score, audit_score)
+        return make_cikd_phase(config, task, ensemble, audit_score)
     if config.lr_after_warmup > 0:
         return make_lr_phase(config, ensemble)
     return make_extra_phase(config, ensemble, devices)
@@ -105,7 +104,7 @@ def make_skip(k: int) -> PhasePoint:
     return skip
 
 
-def make_cikd_phase(config: Config, task: Task, ensemble: Ensemble, elect_score: Scorer,
+def make_cikd_phase(config: Config, task: Task, ensemble: Ensemble,
                     audit_score: Scorer) -> PhasePoint:
     k = ensemble.size
     distil = distillation.make_phase(config, ensemble)
@@ -113,16 +112,15 @@ def make_cikd_phase(config: Config, task: Task, ensemble: Ensemble, elect_score:
     def cikd_phase(state: TrainState, phases: jax.Array, key: jax.Array,
                    audit_key: jax.Array) -> tuple[TrainState, PhaseOutcome]:
         """Election and distillation (paper section 4.4), with the audit measured first."""
-        k_elect, k_eval, k_distil = jax.random.split(key, 3)
+        k_elect, k_distil = jax.random.split(key)
         nan = jnp.full(k, jnp.nan)
         # AUDIT: every member's true return before the phase, for the record only
         audited: Any = (audit_score(state.members, state.norm, audit_key, state.audit_start)
                         if config.audit_election else None)
-        # STATISTIC: R_k and its standard error (an evaluation of its own under `eval`)
+        # STATISTIC: R_k and its standard error (under `eval`, the evaluation just played)
         statistic_se = nan
         if config.election_metric == "eval":
-            measured = elect_score(state.members, state.norm, k_eval, state.election_start)
-            state, statistic_se = state.replace(last_eval=measured.mean), measured.se
+            statistic_se = state.last_eval.se
         elif config.election_metric == "train_returns":
             statistic_se = election.recent_se(state.ring)
         scores = statistic(config, task, state)

@@ -14,7 +14,7 @@ from mjx_cikd.config.schema import CHOICES, Config, ConfigError, ceil_div
 POSITIVE = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
             "hidden_layers", "return_window", "batch_size", "updates_per_step", "buffer_size",
             "distill_batch_size", "log_every", "eval_episodes", "keep_checkpoints", "devices",
-            "audit_episodes", "election_episodes")
+            "audit_episodes")
 NON_NEGATIVE = ("episode_length", "learning_starts", "distill_warmup", "distill_steps",
                 "eval_every", "checkpoint_every", "distill_interval", "distill_interval_updates",
                 "distill_epochs", "selection_epsilon_steps", "max_rollbacks", "election_z",
@@ -131,9 +131,13 @@ def has_phase(config: Config) -> bool:
 
 def eval_period(config: Config) -> float:
     """Vector steps per evaluation: the trainer evaluates at most once per vector step, when
-    the env steps cross a multiple of --eval_every (0: of a chunk's length)."""
-    eval_every = config.eval_every or config.iters_per_chunk * config.num_envs
-    return max(1.0, eval_every / config.num_envs)
+    the env steps cross a multiple of --eval_every, and by default (0) at every point of the
+    phase schedule (`loop/trainer.py`, `EvalCadence`); the phase points' own evaluations (the
+    election's) are counted where they come more often."""
+    period = config.eval_every / config.num_envs if config.eval_every else config.phase_period
+    if config.algo == "cikd" and config.election_metric == "eval":
+        period = min(period, config.phase_period)
+    return max(1.0, period)
 
 
 def eval_share(config: Config, episode_length: int) -> float:
@@ -142,8 +146,8 @@ def eval_share(config: Config, episode_length: int) -> float:
     vector step one env step and U SAC updates, each counted as one step. A rough count: on a
     CPU, docs/election.md measured one evaluation step at 1/800 (MJX-JAX) to 1/7 (MuJoCo Warp)
     of a training vector step, around the 1/(1 + U) counted here; on a GPU it is unmeasured.
-    The evaluation before each phase (--election_metric eval) is the election's cost, measured
-    in docs/election.md, and not counted here."""
+    The election reads the periodic evaluation (it plays none of its own), so it is counted
+    here."""
     evaluating = episode_length / eval_period(config)
     return evaluating / (evaluating + 1 + config.updates_per_step)
 
@@ -171,7 +175,12 @@ def budget_warnings(config: Config, episode_length: int) -> list[str]:
                      f"--algo {config.algo} run trains its members without {instead}")
     share = eval_share(config, episode_length)
     if share > EVAL_SHARE_WARNING:
+        elected = (config.algo == "cikd" and config.election_metric == "eval"
+                   and eval_period(config) == config.phase_period)
+        instead = ("the eval election evaluates at every phase point: lengthen the interval "
+                   "or elect by --election_metric reward_rate" if elected
+                   else "raise --eval_every (env steps)")
         notes.append(f"evaluation would take about {share:.0%} of the run: one evaluation "
                      f"(T = {episode_length} steps) every {eval_period(config):g} vector step(s) "
-                     f"of --num_envs {config.num_envs}; raise --eval_every (env steps)")
+                     f"of --num_envs {config.num_envs}; {instead}")
     return notes

@@ -207,13 +207,19 @@ def _unknown(rest: list[str], argv: list[str], parser, instead: dict[str, str]) 
     return message + (f" (did you mean {', '.join(hints)}?)" if hints else "")
 
 
+# Flags that were Config fields once, and what replaced them
+GONE = {"--election_episodes": "the eval election reads the periodic evaluation since "
+                               "2026-12-06 (no evaluation of its own): its episodes are "
+                               "--eval_episodes"}
+
+
 def parse_flags(argv: list[str] | None = None, extra=None, *, description: str | None = None,
                 train_flags: bool = True, instead: dict[str, str] | None = None):
     """argv -> (the Config fields given as flags, the profile's fields, the parsed namespace),
     each value coerced to its field's type. Scripts with flags of their own add them through
     `extra(parser)`; `instead` names the flags a script does not take (a Config field among them
     is left out of its parser and its --help) and what to use instead."""
-    instead = instead or {}
+    instead = {**GONE, **(instead or {})}
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(extra, description, train_flags,
                           left_out=[f[2:] for f in instead if f[2:] in FIELDS])
@@ -282,8 +288,8 @@ def from_dict(values: dict) -> Config:
     saved before a field existed gets what it meant then), validated."""
     types = field_types()
     values = {**BEFORE_FIELDS, **values}
-    for field in ("audit_episodes", "election_episodes"):  # both played eval_episodes before
-        values.setdefault(field, values.get("eval_episodes", Config.eval_episodes))
+    # the audit played eval_episodes before it had a count of its own
+    values.setdefault("audit_episodes", values.get("eval_episodes", Config.eval_episodes))
     return resolve({k: coerce(k, v, types[k]) for k, v in values.items() if k in types})
 
 

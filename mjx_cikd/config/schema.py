@@ -166,10 +166,13 @@ class Config:
     election_metric: str = knob("eval", "the statistic R_k the teacher election ranks", choices={
         "train_returns": "the paper's: mean of member k's last M finished training episodes",
         "reward_rate": "mean reward per env step since the last phase, x T (free)",
-        "eval": "a deterministic evaluation of --election_episodes per member just before the "
-                "phase"}, why="at N = 64 and 256 the paper's statistic describes policies many "
-                              "phases old and elects the truly best member no more often than "
-                              "chance; eval elects it 81-100% of the time (docs/election.md)")
+        "eval": "the periodic deterministic evaluation (--eval_episodes per member), which "
+                "falls at every phase point just before it: the authors' eval metric, their "
+                "last periodic evaluation (train_ensemble_sac.py:402-403)"},
+        why="at N = 64 and 256 the paper's statistic describes policies many phases old and "
+            "elects the truly best member no more often than chance; eval elects it 81-100% "
+            "of the time (docs/election.md); read off the periodic evaluation, it costs no "
+            "evaluation of its own")
     audit_election: bool = knob(False, "evaluate every member at each phase, for the record "
                                 "only: the election's hit rate and regret, on decided phases "
                                 "apart (docs/election.md)")
@@ -178,11 +181,6 @@ class Config:
                                "be small against the members' spread, or a hit rate against "
                                "it says nothing; 10 were as noisy as the election on tasks whose "
                                "return varies with the start (issue 17)")
-    election_episodes: int = knob(10, "episodes per member of the eval statistic's evaluation "
-                                  "(apart from --eval_episodes)", unit="episodes",
-                                  why="the confident rule meets the election's goal at 10 "
-                                      "on both tasks measured, where argmax needs ~100 "
-                                      "(docs/election.md); more cost more on MuJoCo Warp")
     election_rule: str = knob("confident", "when the elected member teaches (unless given, "
                               "argmax where --teacher is not best or the statistic has no "
                               "standard error)", choices={
@@ -228,9 +226,19 @@ class Config:
     log_every: int = knob(20_000, "one compiled chunk and one log point per this many env "
                           "steps", unit=ENV_STEPS)
     eval_every: int = knob(0, "env steps between deterministic evaluations inside the loop; 0: "
-                           "at every log point", unit=ENV_STEPS)
+                           "at every point of the phase schedule (every I SAC updates of each "
+                           "member, in any --algo) and at the run's end. Under --algo cikd "
+                           "with --election_metric eval one also falls at every phase point, "
+                           "whatever this says: the election reads it", unit=ENV_STEPS,
+                           why="on the default task on a CPU one evaluation is 1,000 sequential "
+                               "MuJoCo Warp steps (12-19 s), and one at every log point was "
+                               "38% of the run (issue 31); the election needs one at every "
+                               "phase point anyway (docs/election.md, 'Cost')")
     eval_episodes: int = knob(10, "n, deterministic (tanh(mean)) episodes per member and "
-                              "evaluation", unit="episodes")
+                              "evaluation; the eval election's statistic is their mean and "
+                              "standard error", unit="episodes",
+                              why="the confident rule meets the election's goal at 10 on both "
+                                  "tasks measured, where argmax needs ~100 (docs/election.md)")
     run_dir: str = knob("", "the run directory; empty: runs/<env>-<algo>-k<K>-<time>")
     checkpoint_every: int = knob(200_000, "env steps between checkpoints (one is also written "
                                  "at the end and on Ctrl-C); 0: at the end only",

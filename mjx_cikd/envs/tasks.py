@@ -169,26 +169,23 @@ class EnvState:
 class StartLayout(NamedTuple):
     """The first states one seed asks of its task: `num_envs` training envs (their time-limit
     clocks staggered when `stagger`) and, where the task replays fixed starts, `eval_envs`
-    evaluation episodes, `election_envs` for the election's own evaluation (0: it replays the
-    evaluation's) and `audit_envs` for the election audit (0: none)."""
+    evaluation episodes (which the election reads too) and `audit_envs` for the election audit
+    (0: none)."""
 
     num_envs: int
     eval_envs: int
     audit_envs: int
     stagger: bool
-    election_envs: int = 0
 
 
 class Starts(NamedTuple):
     """A seed's first env states (`Task.starts`): its training envs and, where the task replays
-    fixed starts, its evaluation's, its election's and its audit's (drawn apart, so the audit
-    never replays the episodes the `eval` statistic played); None where every evaluation draws
-    a fresh reset (and the election's where it replays the evaluation's)."""
+    fixed starts, its evaluation's and its audit's (drawn apart, so the audit never replays the
+    episodes the `eval` statistic played); None where every evaluation draws a fresh reset."""
 
     env: EnvState
     eval: EnvState | None = None
     audit: EnvState | None = None
-    election: EnvState | None = None
 
 
 class StepOut(NamedTuple):
@@ -228,17 +225,13 @@ class Task:
 
     def starts(self, env_key: jax.Array, eval_key: jax.Array, layout: StartLayout) -> Starts:
         """A seed's first states, in one reset: the training envs' from `env_key`, and with fixed
-        starts the evaluation's from `eval_key` and the audit's and the election's from keys
-        folded off it."""
+        starts the evaluation's from `eval_key` and the audit's from a key folded off it."""
         batches = {"env": jax.random.split(env_key, layout.num_envs)}
         if self.fixed_starts:
             batches["eval"] = jax.random.split(eval_key, layout.eval_envs)
             if layout.audit_envs:
                 batches["audit"] = jax.random.split(jax.random.fold_in(eval_key, 1),
                                                     layout.audit_envs)
-            if layout.election_envs:
-                batches["election"] = jax.random.split(jax.random.fold_in(eval_key, 2),
-                                                       layout.election_envs)
         states = self.reset_batches(*batches.values(), stagger=layout.stagger)
         return Starts(**dict(zip(batches, states)))
 

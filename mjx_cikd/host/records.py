@@ -31,7 +31,8 @@ def chunk_records(config: Config, log, seed: int, env_steps: int, wall: float, s
     for t in np.flatnonzero(pick(log.eval_due)):
         ret = pick(log.eval_return)[t]
         rows.append(dict(event="eval", seed=seed, env_steps=(first_iteration + t + 1) * n,
-                         returns=ret, best=ret.max(), worst=ret.min(), mean=ret.mean()))
+                         returns=ret, se=pick(log.eval_se)[t], best=ret.max(), worst=ret.min(),
+                         mean=ret.mean()))
     phases = jax.tree.map(pick, log.phase)
     for t in np.flatnonzero(phases.due):
         rows.append(phase_record(config, jax.tree.map(lambda x: x[t], phases), seed,
@@ -68,13 +69,18 @@ def election_summary(rows: list[dict]) -> dict:
     phases the audit could decide (its best ahead beyond twice the standard error of the
     difference) and the hit rate on those alone; the mean regret over the audited best-worst
     spread. A hit rate over undecided phases scores the election against noise. With no such
-    phase (e.g. `train_returns` before any episode finished), 0 phases and nothing scored."""
+    phase (e.g. `train_returns` before any episode finished), 0 phases and nothing scored.
+    Beside them the coverage: the share of the phase points with a teacher that distilled (a
+    rule that declines can meet a hit rate by abstaining; 1 under argmax)."""
+    elected = [r for r in rows if r.get("event") == "distill" and r.get("teacher", -1) >= 0]
     audited = [r for r in rows if r.get("event") == "distill" and "hit" in r]
     decided = [r for r in audited if r.get("decided")]
     normalized = [r["regret_normalized"] for r in audited
                   if r.get("regret_normalized") is not None
                   and np.isfinite(r["regret_normalized"])]
-    return dict(election_phases=len(audited),
+    return dict(election_coverage=(float(np.mean([r["ran"] for r in elected])) if elected
+                                   else None),
+                election_phases=len(audited),
                 election_hit_rate=(float(np.mean([r["hit"] for r in audited])) if audited
                                    else None),
                 election_regret=(float(np.nanmean([np.nan if r["regret"] is None else r["regret"]

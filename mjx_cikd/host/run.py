@@ -27,7 +27,8 @@ from mjx_cikd.host import checkpoint, interrupt, records, resources, start_cache
 from mjx_cikd.host.progress import Progress
 from mjx_cikd.host.run_dir import NullLogger, RunLogger, claim
 from mjx_cikd.loop import faults, parallel
-from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, TrainState, env_axis, make_train
+from mjx_cikd.loop.state import TrainState, env_axis
+from mjx_cikd.loop.trainer import ChunkLog, Schedule, Trainer, make_train
 
 
 def enable_compile_cache(path: str) -> None:

@@ -21,6 +21,7 @@ class IterationLog(NamedTuple):
     phase: PhaseOutcome
     eval_due: jax.Array
     eval_return: jax.Array  # [K], NaN when no evaluation was due
+    eval_se: jax.Array  # [K] its standard errors
     finite: jax.Array  # [K] each member's parameters are finite after the iteration
 
 
@@ -33,6 +34,7 @@ class ChunkLog(NamedTuple):
     phase: PhaseOutcome  # [T] each
     eval_due: jax.Array  # [T]
     eval_return: jax.Array  # [T, K]
+    eval_se: jax.Array  # [T, K]
     faults: faults.Faults  # [K] each: where a loss, parameter or return turned non-finite
     replicas_agree: jax.Array  # over several devices: they hold the same parameters (else True)
 
@@ -50,4 +52,4 @@ def summarise(logs: IterationLog, ring: election.ReturnRing,
     found = faults.check(logs.metrics, logs.learning, bad_returns, ~logs.finite)
     return ChunkLog(metrics=metrics, recent_return=election.recent_mean(ring),
                     episodes=ring.count, phase=logs.phase, eval_due=logs.eval_due,
-                    eval_return=logs.eval_return, faults=found, replicas_agree=replicas_agree)
+                    eval_return=logs.eval_return, eval_se=logs.eval_se, faults=found, replicas_agree=replicas_agree)

@@ -2,7 +2,7 @@
 
 `--devices D --parallel data`: the N envs, their episode bookkeeping and the replay buffer's rows
 are split over the mesh's `data` axis (`state_specs`, chosen by the state's structure:
-`trainer.env_axis`); the whole chunk runs under one `shard_map`, so every device steps its N/D
+`state.env_axis`); the whole chunk runs under one `shard_map`, so every device steps its N/D
 envs and writes its own buffer shard of C/D rows. Each member's batch of B is drawn as B/D rows
 on every device from its own shard, and the gradients are averaged over `data` before the
 optimiser (`optimizer`), so every device holds the same parameters; the ensemble axis never
@@ -143,7 +143,7 @@ class Parallel:
 
 def state_specs(layout) -> Any:
     """A PartitionSpec per state leaf (seeds on the leading axis), from the state's layout (a
-    pytree of bools beside it, `trainer.env_axis`): the leaves over env slots or replay rows
+    pytree of bools beside it, `state.env_axis`): the leaves over env slots or replay rows
     split over `data` on their second axis, everything else replicated."""
     return jax.tree.map(lambda split: P(None, AXIS) if split else P(), layout)
 

@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from mjx_cikd.agent import networks, replay
 from mjx_cikd.agent import normalizer as norm_lib
@@ -34,51 +33,11 @@ from mjx_cikd.cikd.phases import PhaseOutcome
 from mjx_cikd.config import Config
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.loop import parallel
-from mjx_cikd.loop.evaluation import make_evaluate, make_score
+from mjx_cikd.loop.evaluation import Score, make_score
 from mjx_cikd.loop.logs import ChunkLog, IterationLog, summarise
+from mjx_cikd.loop.state import Slots, TrainState
 
 METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q")
-
-
-@struct.dataclass
-class Slots:
-    """What each of the N env slots carries: every leaf has the env axis first (after a seed
-    axis), which is what the data-parallel mesh splits (`env_axis`)."""
-
-    env: envs.EnvState
-    player: jax.Array  # [N] which member plays each env slot
-    ep_return: jax.Array  # [N] return of the running episode
-    ep_full: jax.Array  # [N] the running episode began at t = 0 (a staggered first one did not)
-    ep_start: jax.Array  # [N] phase points passed when the running episode began
-
-
-@struct.dataclass
-class TrainState:
-    """Everything one seed carries from iteration to iteration."""
-
-    slots: Slots
-    ring: election.ReturnRing  # train_returns
-    rate: election.RewardRate  # reward_rate, since the last phase point
-    last_eval: jax.Array  # [K] the eval statistic of the last phase point (NaN before)
-    buffer: replay.Replay
-    norm: norm_lib.Normalizer
-    members: Members
-    key: jax.Array
-    eval_key: jax.Array  # evaluation and audit draw from their own stream: never change training
-    eval_start: envs.EnvState | None = None  # the task's fixed evaluation starts, if it has them
-    audit_start: envs.EnvState | None = None  # and the audit's own (`envs.Starts`)
-    election_start: envs.EnvState | None = None  # and the election's, with a count of its own
-
-
-def env_axis(state: TrainState) -> TrainState:
-    """The state's layout, a pytree of bools built beside it: True at the leaves whose axis
-    after the seeds' runs over env slots or replay rows (`Slots`, `Replay.data`), False at the
-    rest. Data parallelism splits the True leaves over devices (`parallel.state_specs`); chosen
-    by structure, so a renamed or added field lands on its side without a list to keep."""
-    layout = jax.tree.map(lambda _: False, state)
-    rows = layout.buffer
-    on = lambda tree: jax.tree.map(lambda _: True, tree)  # noqa: E731
-    return layout.replace(slots=on(layout.slots), buffer=rows.replace(data=on(rows.data)))
 
 
 class Schedule(NamedTuple):
@@ -162,7 +121,7 @@ class Trainer(NamedTuple):
     layout: envs.StartLayout  # the first states a seed asks of the task
     init: Callable[..., TrainState]  # (key, starts: envs.Starts | None = None) -> TrainState
     chunk: Callable[[TrainState, Schedule], tuple[TrainState, Schedule, ChunkLog]]  # pure
-    evaluate: Callable[..., jax.Array]  # (members, normalizer, key, start) -> [K]
+    evaluate: Callable[..., Score]  # (members, normalizer, key, start) -> Score, [K] each
 
     def starts(self, key: jax.Array) -> envs.Starts:
         """The first states `init(key)` simulates when not given them."""
@@ -173,8 +132,8 @@ class Trainer(NamedTuple):
         return Schedule(iteration=zero, since_phase=zero, phases=zero)
 
 
-def make_init(config: Config, task: envs.Task, ensemble: Ensemble, layout: envs.StartLayout,
-              own_election: bool) -> Callable[..., TrainState]:
+def make_init(config: Config, task: envs.Task, ensemble: Ensemble,
+              layout: envs.StartLayout) -> Callable[..., TrainState]:
     """-> init(key, starts=None): a seed's state at t = 0."""
     k, n = ensemble.size, config.num_envs
 
@@ -189,12 +148,11 @@ def make_init(config: Config, task: envs.Task, ensemble: Ensemble, layout: envs.
         return TrainState(
             slots=slots,
             ring=election.init_ring(k, config.return_window), rate=election.init_rate(k),
-            last_eval=jnp.full(k, jnp.nan),
+            last_eval=Score(mean=jnp.full(k, jnp.nan), se=jnp.full(k, jnp.nan)),
             buffer=replay.init(config.buffer_rows, task.obs_size, task.action_size),
             norm=norm_lib.init(task.obs_size, config.normalize_obs),
             members=ensemble.init(keys.members), key=keys.loop, eval_key=keys.eval,
-            eval_start=starts.eval, audit_start=starts.audit,
-            election_start=starts.election if own_election else starts.eval)
+            eval_start=starts.eval, audit_start=starts.audit)
 
     return init
 
@@ -234,18 +192,45 @@ def record_step(state: TrainState, env: envs.EnvState, out: envs.StepOut,
         rate=election.accumulate(state.rate, seen.player, seen.reward, acting))
 
 
+class EvalCadence(NamedTuple):
+    """When the periodic evaluation falls (`--eval_every`): every `every` env steps, or, by
+    default (0), at every point of the phase schedule (every I SAC updates of each member, in any
+    run) and on the run's last vector step. Wherever the election reads the evaluation (cikd
+    with `--election_metric eval`), one also falls at every phase point, so it is never played
+    twice (the authors' `eval` metric reads the last periodic evaluation,
+    `train_ensemble_sac.py:402-403`)."""
+
+    every: int  # env steps between evaluations; 0: at the schedule's points and the end
+    last_iteration: int  # the vector step the run ends on (0-based)
+    election_reads: bool
+
+    @staticmethod
+    def of(config: Config) -> EvalCadence:
+        return EvalCadence(every=max(config.eval_every, 0),
+                           last_iteration=config.last_step // config.num_envs - 1,
+                           election_reads=config.algo == "cikd"
+                           and config.election_metric == "eval")
+
+    def due(self, point: jax.Array, phase_due: jax.Array, iteration: jax.Array,
+            steps_before: jax.Array, steps_after: jax.Array) -> jax.Array:
+        if self.every:
+            due = (steps_after // self.every) > (steps_before // self.every)
+        else:
+            due = point | (iteration == self.last_iteration)
+        return due | (phase_due & self.election_reads)
+
+
 Iteration = Callable[[tuple[TrainState, Schedule], None],
                      tuple[tuple[TrainState, Schedule], IterationLog]]
 
 
 def make_iteration(config: Config, task: envs.Task, ensemble: Ensemble,
-                   evaluate: Callable[..., jax.Array], phase_point: phases.PhasePoint,
+                   evaluate: Callable[..., Score], phase_point: phases.PhasePoint,
                    devices: parallel.Parallel) -> Iteration:
     """One vector step of the loop, the unit of `lax.scan`: act, step, record, update,
     evaluate, and the phase point."""
     k, n = ensemble.size, config.num_envs
-    # 0: evaluate on the last iteration of every chunk, i.e. at each log point
-    eval_every = config.iters_per_chunk * n if config.eval_every <= 0 else config.eval_every
+    cadence = EvalCadence.of(config)
     no_metrics = {name: jnp.zeros(k) for name in METRICS}
     skip = phases.make_skip(k)
 
@@ -286,27 +271,35 @@ def make_iteration(config: Config, task: envs.Task, ensemble: Ensemble,
         state, metrics = jax.lax.cond(learning, sac_updates, lambda s, key: (s, no_metrics),
                                       state, keys.update)
 
-        # EVALUATE, before the phase point
-        eval_due = (steps_after // eval_every) > (steps_before // eval_every)
+        # the schedule's point: a phase point where the run has phases, and where the default
+        # evaluation cadence evaluates in any run
+        since = sched.since_phase + (learning if config.interval_in_updates else 1)
+        point = (since >= config.phase_period) & (steps_after >= config.distill_warmup)
+        due = point if config.phases_on else jnp.asarray(False)
+
+        # EVALUATE, before the phase point: the periodic evaluation, which the election reads
+        eval_due = cadence.due(point, due, sched.iteration, steps_before, steps_after)
         eval_key = jax.random.fold_in(state.eval_key, sched.iteration)
-        eval_return = jax.lax.cond(
+        last_eval = jax.lax.cond(
             eval_due, lambda s: evaluate(s.members, s.norm, eval_key, s.eval_start),
-            lambda s: jnp.full(k, jnp.nan), state)
+            lambda s: s.last_eval, state)
+        state = state.replace(last_eval=last_eval)
 
         # PHASE POINT
-        since = sched.since_phase + (learning if config.interval_in_updates else 1)
         if config.phases_on:
-            due = (since >= config.phase_period) & (steps_after >= config.distill_warmup)
             audit_key = jax.random.fold_in(eval_key, 1)  # apart from the evaluation's draws
             state, outcome = jax.lax.cond(due, phase_point, skip, state, sched.phases,
                                           keys.phase, audit_key)
         else:  # sac and ensemble have no phase points: no phase to trace or compile
-            due, outcome = jnp.asarray(False), PhaseOutcome.skipped(k)
+            outcome = PhaseOutcome.skipped(k)
 
-        sched = Schedule(iteration=sched.iteration + 1, since_phase=jnp.where(due, 0, since),
+        sched = Schedule(iteration=sched.iteration + 1, since_phase=jnp.where(point, 0, since),
                          phases=sched.phases + due)
         return (state, sched), IterationLog(learning=learning, metrics=metrics, phase=outcome,
-                                            eval_due=eval_due, eval_return=eval_return,
+                                            eval_due=eval_due,
+                                            eval_return=jnp.where(eval_due, last_eval.mean,
+                                                                  jnp.nan),
+                                            eval_se=jnp.where(eval_due, last_eval.se, jnp.nan),
                                             finite=ensemble.finite(state.members))
 
     return iteration
@@ -317,18 +310,13 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     ensemble = make_ensemble(config, task.obs_size, task.action_size)
     k, n = ensemble.size, config.num_envs
     devices = parallel.Parallel(config)  # the identity on one device (parallel.py)
-    evaluate = make_evaluate(config, task, ensemble)
-    # the election replays the evaluation's fixed starts (Warp) unless it plays another count
-    own_election = (config.election_metric == "eval"
-                    and config.election_episodes != config.eval_episodes)
+    evaluate = make_score(task, ensemble, config.eval_episodes)
     phase_point = phases.make_phase_point(
         config, task, ensemble, devices,
-        elect_score=make_score(task, ensemble, config.election_episodes),
         audit_score=make_score(task, ensemble, config.audit_episodes))
     layout = envs.StartLayout(
         num_envs=n, eval_envs=k * config.eval_episodes,
         audit_envs=k * config.audit_episodes if config.audit_election else 0,
-        election_envs=k * config.election_episodes if own_election else 0,
         stagger=config.stagger_episodes)
     iteration = make_iteration(config, task, ensemble, evaluate, phase_point, devices)
 
@@ -339,5 +327,5 @@ def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
         return state, sched, summarise(logs, state.ring, agree)
 
     return Trainer(config=config, task=task, ensemble=ensemble, layout=layout,
-                   init=make_init(config, task, ensemble, layout, own_election), chunk=chunk,
+                   init=make_init(config, task, ensemble, layout), chunk=chunk,
                    evaluate=evaluate)
