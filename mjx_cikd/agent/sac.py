@@ -107,19 +107,14 @@ class SAC(NamedTuple):
         return agent, metrics
 
 
-def runtime_lr(config: Config) -> bool:
-    """Whether a run changes the actor's and critic's learning rates as it goes
-    (`--distill_optimizer handover`, `--lr_after_warmup`)."""
-    return config.distill_optimizer == "handover" or config.lr_after_warmup > 0
-
-
 def adam(config: Config, lr: float) -> optax.GradientTransformation:
     """The Adam of an actor or critic, SAC's and the distillation's alike (so that one's state
     can take the other's place), on gradients averaged over devices (parallel.py). Its learning
-    rate lives in its state (`optax.inject_hyperparams`) only where the run changes it: otherwise
-    it is `optax.adam`, and a run's state and numbers are what they were before the option."""
-    inner = (optax.inject_hyperparams(optax.adam)(learning_rate=lr) if runtime_lr(config)
-             else optax.adam(lr))
+    rate lives in its state (`optax.inject_hyperparams`) in every run, those that change it
+    (`--distill_optimizer handover`, `--lr_after_warmup`) or not: a constant learning rate is
+    compiled into other roundings, so a run that changes it and its twin that does not would
+    part before the change (issue 30)."""
+    inner = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
     return parallel.Parallel(config).optimizer(inner)
 
 
