@@ -16,7 +16,7 @@ import jax
 from mjx_cikd.bench import benchmark, report
 from mjx_cikd.config import ConfigError, config_from_args
 from mjx_cikd.envs import tasks as envs
-from mjx_cikd.host.run import build, enable_compile_cache, seed_keys
+from mjx_cikd.host.compiled import build, enable_compile_cache, seed_keys
 
 
 def _flags(parser):

@@ -80,25 +80,25 @@ def test_a_state_with_leaves_outside_the_axis_maps_leaf_by_leaf():
 
 
 def test_a_single_cheetah_seed_under_warp_runs_unbatched_as_jax_vmap_would():
-    """A real task whose MuJoCo Warp state keeps contact buffers outside the seed axis: run.build
+    """A real task whose MuJoCo Warp state keeps contact buffers outside the seed axis: host.build
     maps its single seed leaf by leaf, and two chunks (the second takes the first's state) log
     what the same chunk under jax.vmap logs."""
     from conftest import tiny
 
-    from mjx_cikd.host import run
+    from mjx_cikd.host import compiled as host
     from mjx_cikd.loop.trainer import make_train
 
     config = tiny(env="CheetahRun", impl="warp", num_envs=4, episode_length=64, log_every=128,
                   total_steps=256, algo="ensemble", ensemble_size=2)
     trainer = make_train(config)
-    keys = run.seed_keys(config)
+    keys = host.seed_keys(config)
     starts = jax.vmap(trainer.starts)(keys)
     batched = jax.eval_shape(jax.vmap(trainer.init), keys, starts)
     one = jax.eval_shape(trainer.starts, keys[0])
     axes = batching.leaf_axes(batched, jax.eval_shape(trainer.init, keys[0], one))
     kept = jax.tree.leaves(axes, is_leaf=lambda a: a is None)
     assert 0 in kept and None in kept  # Warp leaves outside the axis, and the rest inside
-    compiled = run.build(config, trainer, cache_dir="")
+    compiled = host.build(config, trainer, cache_dir="")
     reference = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)))
     mine = compiled.init(keys, starts)
     theirs = jax.jit(jax.vmap(trainer.init))(keys, starts)

@@ -16,7 +16,7 @@ from conftest import tiny
 from jax.sharding import PartitionSpec as P
 
 from mjx_cikd.config import ConfigError
-from mjx_cikd.host import checkpoint, run
+from mjx_cikd.host import checkpoint, compiled, run
 from mjx_cikd.host.run_dir import read_metrics
 from mjx_cikd.loop import parallel
 from mjx_cikd.loop.state import env_axis
@@ -52,7 +52,7 @@ def test_a_run_over_two_devices_keeps_one_set_of_members_and_learns_as_one_devic
 
     # the buffer shards (device 0's rows, then device 1's) hold different data
     config = tiny(devices=2, compile_cache="", **RUN)
-    shapes = jax.eval_shape(jax.vmap(make_train(config).init), run.seed_keys(config))
+    shapes = jax.eval_shape(jax.vmap(make_train(config).init), compiled.seed_keys(config))
     saved = checkpoint.restore(two, shapes, make_train(config).schedule(),
                                checkpoint.describe(config, "jax", shapes))
     obs = np.asarray(saved.state.buffer.data.obs)  # [S, C, obs]
@@ -111,7 +111,7 @@ def test_the_state_specs_split_the_slots_and_the_buffer_rows_only():
     nothing else."""
     config = tiny(num_envs=8)
     trainer = make_train(config)
-    shapes = jax.eval_shape(jax.vmap(trainer.init), run.seed_keys(config))
+    shapes = jax.eval_shape(jax.vmap(trainer.init), compiled.seed_keys(config))
     split = _names(parallel.state_specs(env_axis(shapes)), lambda s: s != P())
     rows = {".buffer.data" + name for name in _names(shapes.buffer.data)}
     slots = {".slots" + name for name in _names(shapes.slots)}

@@ -6,7 +6,7 @@ import numpy as np
 from conftest import tiny
 
 from mjx_cikd.envs import tasks as envs
-from mjx_cikd.host import run, start_cache
+from mjx_cikd.host import compiled, start_cache
 from mjx_cikd.loop.trainer import make_train
 
 
@@ -25,15 +25,15 @@ def _same(a, b) -> bool:
 def test_files_are_keyed_by_the_seed_keys_and_the_task(tmp_path):
     config = tiny(num_envs=4)
     task = envs.make_task(config)
-    keys = run.seed_keys(config)
+    keys = compiled.seed_keys(config)
 
     def file(task=task, keys=keys, **changes):
         return start_cache.path(str(tmp_path), task, make_train(tiny(num_envs=4, **changes),
                                                                  task).layout, keys)
 
     here = file()
-    assert here == file(keys=run.seed_keys(config))
-    assert here != file(keys=run.seed_keys(tiny(num_envs=4, seed=1)))
+    assert here == file(keys=compiled.seed_keys(config))
+    assert here != file(keys=compiled.seed_keys(tiny(num_envs=4, seed=1)))
     assert here != file(eval_episodes=3)
     assert here != file(audit_election=True)  # the audit's own starts are part of the file
     assert here != file(task=envs.make_task(tiny(env="ProbeConstant", num_envs=4)))
@@ -46,7 +46,7 @@ def test_files_are_keyed_by_the_seed_keys_and_the_task(tmp_path):
 def test_a_saved_start_loads_back_exactly_and_a_mismatched_file_is_a_miss(tmp_path):
     config = tiny(num_envs=4)
     trainer = make_train(config)
-    keys = run.seed_keys(config)
+    keys = compiled.seed_keys(config)
     starts = jax.jit(jax.vmap(trainer.starts))(keys)
     like = jax.eval_shape(jax.vmap(trainer.starts), keys)
     file = start_cache.path(str(tmp_path), trainer.task, trainer.layout, keys)
@@ -60,13 +60,13 @@ def test_a_saved_start_loads_back_exactly_and_a_mismatched_file_is_a_miss(tmp_pa
 def test_a_second_build_skips_the_reset_and_starts_from_the_same_state(tmp_path, monkeypatch):
     monkeypatch.setattr(start_cache, "enabled", lambda cache_dir, task: bool(cache_dir))
     config = tiny(num_envs=4)
-    keys = run.seed_keys(config)
+    keys = compiled.seed_keys(config)
     fresh = jax.jit(jax.vmap(make_train(config).init))(keys)
-    first = run.build(config, cache_dir=str(tmp_path))
+    first = compiled.build(config, cache_dir=str(tmp_path))
     assert first.starts.compiled is not None  # cold: the reset is compiled
     state = first.start(keys)
     assert len(list((tmp_path / start_cache.SUBDIR).glob("*.npz"))) == 1
-    second = run.build(config, cache_dir=str(tmp_path))
+    second = compiled.build(config, cache_dir=str(tmp_path))
     assert second.starts.compiled is None  # warm: no reset compiled, the starts come from the file
     again = second.start(keys)
     assert _same(again, state) and _same(again, fresh)

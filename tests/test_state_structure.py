@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny
 
 from mjx_cikd.config import ConfigError
-from mjx_cikd.host import checkpoint, run
+from mjx_cikd.host import checkpoint, compiled
 from mjx_cikd.loop.state import env_axis
 from mjx_cikd.loop.trainer import make_train
 
@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _shapes(config):
-    return jax.eval_shape(jax.vmap(make_train(config).init), run.seed_keys(config))
+    return jax.eval_shape(jax.vmap(make_train(config).init), compiled.seed_keys(config))
 
 
 def _names(tree) -> set[str]:
@@ -84,7 +84,7 @@ def test_a_checkpoint_of_the_state_before_its_structure_is_refused_in_one_line(t
     where it differs, in one line."""
     config = tiny()
     trainer = make_train(config)
-    state = jax.vmap(trainer.init)(run.seed_keys(config))
+    state = jax.vmap(trainer.init)(compiled.seed_keys(config))
     meta = checkpoint.describe(config, "jax", state)
     old = before(meta)
     checkpoint.save(tmp_path, 8, state, trainer.schedule(), old, keep=1)

@@ -14,7 +14,7 @@ from conftest import tiny
 from mjx_cikd.agent import networks
 from mjx_cikd.agent import normalizer as norm_lib
 from mjx_cikd.experiments import stats
-from mjx_cikd.host.run import seed_keys
+from mjx_cikd.host.compiled import seed_keys
 from mjx_cikd.loop.trainer import make_train
 
 CHUNKS = 2

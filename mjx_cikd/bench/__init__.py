@@ -7,7 +7,7 @@
     report      the command line (scripts/benchmark.py), the JSON and the Markdown table
 
 The core (`mjx_cikd.*` outside this folder) never imports this subpackage: it only calls the
-core's public functions (`run.build`, `trainer.sac_steps`, `trainer.act`,
+core's public functions (`compiled.build`, `trainer.sac_steps`, `trainer.act`,
 `distillation.make_phase`), so measuring can change without touching what is measured.
 Measured figures live in docs/benchmarks.md, with the command and JSON of each.
 """

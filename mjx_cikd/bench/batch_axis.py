@@ -73,10 +73,10 @@ def markdown(record: dict) -> str:
 
 def measure_loop(base, iters: int, repeats: int) -> dict:
     """A single seed's loop (the `base` config at its N, K and algo) mapped over its seed axis of
-    one by `jax.vmap` and by `host.run.over_seeds` (unbatched, leaf by leaf under MuJoCo Warp):
+    one by `jax.vmap` and by `host.compiled.over_seeds` (unbatched, leaf by leaf under MuJoCo Warp):
     env steps per second of each, and their ratio within each round."""
     from mjx_cikd.bench.benchmark import loop_config, machine_facts, say_stderr
-    from mjx_cikd.host import run
+    from mjx_cikd.host import compiled
     from mjx_cikd.loop.trainer import make_train
 
     one = dataclasses.replace(base, num_seeds=1)
@@ -85,11 +85,11 @@ def measure_loop(base, iters: int, repeats: int) -> dict:
                                   distill_interval=0)
     config = loop_config(one, base.num_envs, base.algo, base.ensemble_size, iters)
     trainer = make_train(config)
-    keys = run.seed_keys(config)
+    keys = compiled.seed_keys(config)
     say_stderr(f"[batch_axis] {config.env} ({trainer.task.impl}): first states")
     starts = jax.jit(jax.vmap(trainer.starts))(keys)
     shape = jax.eval_shape(jax.vmap(trainer.init), keys, starts)
-    init, unbatched = run.over_seeds(trainer, 1, keys, starts, shape)
+    init, unbatched = compiled.over_seeds(trainer, 1, keys, starts, shape)
     sched = trainer.schedule()
     programs = {"jax.vmap": jax.vmap(trainer.chunk, in_axes=(0, None), out_axes=(0, None, 0)),
                 "unbatched": unbatched}

@@ -7,7 +7,7 @@ one chunk of the loop (T iterations, a whole number of distillation periods):
     buffer, sampled and normalised as the trainer does (`trainer.sac_steps`);
   - one distillation phase alone (K > 1): `distillation.make_phase`, teacher 0;
   - acting alone: T times `trainer.act` (K actors on N observations, the index mask);
-  - the full loop (`trainer.chunk`, compiled by `run.build`, donated state) for sac (K = 1), and
+  - the full loop (`trainer.chunk`, compiled by `compiled.build`, donated state) for sac (K = 1), and
     ensemble and cikd (K > 1), in steady state: updates from the first iteration
     (learning_starts = 0), phases from the first interval (distill_warmup = 0), a buffer that
     reads as full (batches gather from the whole ring, as after the first C/N iterations of a

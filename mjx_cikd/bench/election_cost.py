@@ -23,7 +23,7 @@ from mjx_cikd.bench.benchmark import machine_facts
 from mjx_cikd.bench.timing import Timed, per_round, time_interleaved
 from mjx_cikd.config import ConfigError, config_from_args, replace
 from mjx_cikd.envs import tasks as envs
-from mjx_cikd.host.run import seed_keys
+from mjx_cikd.host.compiled import seed_keys
 from mjx_cikd.loop.trainer import make_train
 
 LOOP_ITERS = 50  # iterations per timed chunk of the loop

@@ -3,7 +3,7 @@ cache.
 
 `cache_check(config)` launches `python -m mjx_cikd.bench.first_step` twice on one cache
 directory: the first process fills it, the second reads it. Each child builds the config's task,
-compiles (or loads) init and one chunk with `run.build`, initialises and runs that chunk, and
+compiles (or loads) init and one chunk with `compiled.build`, initialises and runs that chunk, and
 reports the wall time from its launch to the end of the chunk, with the stages that make it up:
 interpreter and imports, task (model load), compilation (tracing and lowering included: the
 cache skips only XLA's compile), init (env resets, buffer allocation) and the chunk itself.
@@ -28,7 +28,7 @@ import jax
 import mjx_cikd
 from mjx_cikd.config import from_dict
 from mjx_cikd.envs import tasks as envs
-from mjx_cikd.host.run import build, enable_compile_cache, seed_keys
+from mjx_cikd.host.compiled import build, enable_compile_cache, seed_keys
 from mjx_cikd.loop.trainer import make_train
 
 # the folder that holds the package: the child imports the very code the parent runs, installed

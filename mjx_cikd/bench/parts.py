@@ -15,7 +15,7 @@ from mjx_cikd.agent import normalizer as norm_lib
 from mjx_cikd.bench.timing import Timed
 from mjx_cikd.cikd import selection
 from mjx_cikd.cikd.distillation import make_phase
-from mjx_cikd.host.run import build, seed_keys
+from mjx_cikd.host.compiled import build, seed_keys
 from mjx_cikd.loop.trainer import act, make_train, sac_steps
 
 
@@ -127,7 +127,7 @@ def acting(config, task, ensemble, iters: int) -> Timed:
 
 
 def loop(config, task) -> Timed:
-    """One compiled chunk of the real training loop (`run.build`), chained from chunk to chunk,
+    """One compiled chunk of the real training loop (`compiled.build`), chained from chunk to chunk,
     from a state whose buffer reads as full (steady state: batches gather from the whole ring)."""
     compiled = build(config, make_train(config, task))
     state = compiled.start(seed_keys(config))

@@ -2,8 +2,9 @@
 saved runs.
 
 `schema` owns the fields and what each means (the text `--help` shows), `checks` the rules a
-config obeys and a run's budget (refused or warned about), `flags` the parsing (profiles,
-flags, `--help`, config.json). Callers import from here: `from mjx_cikd.config import Config`.
+config obeys and a run's budget (refused or warned about), `budget` the update budget and the
+cadences that follow N (the replay ratio), `flags` the parsing (profiles, flags, `--help`,
+config.json). Callers import from here: `from mjx_cikd.config import Config`.
 """
 
 from mjx_cikd.config.checks import budget_warnings, check_budget, validate

@@ -9,6 +9,7 @@ starts (`host/run.train`, after its refusals: a warning never precedes an error'
 
 from __future__ import annotations
 
+from mjx_cikd.config.budget import ratio_warning
 from mjx_cikd.config.schema import CHOICES, Config, ConfigError, ceil_div
 
 POSITIVE = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
@@ -164,8 +165,9 @@ def check_budget(config: Config) -> None:
 def budget_warnings(config: Config, episode_length: int) -> list[str]:
     """One line for each way a run that is still useful wastes its budget: no phase within it
     (the members still train: a smoke test, or the first leg of a run resumed with a larger
-    --total_steps), or evaluation past EVAL_SHARE_WARNING of it. `episode_length`: the task's T."""
-    notes = []
+    --total_steps), evaluation past EVAL_SHARE_WARNING of it, or a replay ratio far below the
+    shipped one (`budget.ratio_warning`). `episode_length`: the task's T."""
+    notes = [note] if (note := ratio_warning(config)) else []
     if config.phases_on and not has_phase(config):
         why = (f"ends before --distill_warmup {config.distill_warmup}"
                if config.last_step < config.distill_warmup else

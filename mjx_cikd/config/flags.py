@@ -18,6 +18,7 @@ import textwrap
 import tomllib
 import typing
 
+from mjx_cikd.config.budget import follow_envs
 from mjx_cikd.config.checks import has_lead_to_test, validate
 from mjx_cikd.config.schema import FIELDS, Config, ConfigError
 
@@ -296,7 +297,8 @@ def from_dict(values: dict) -> Config:
 def resolve(values: dict) -> Config:
     """The values a user gave, with the ones they imply filled in, validated: the ensemble
     size implied by the algo or the widths, an interval in env steps (`distill_interval`)
-    replacing the default one in SAC updates, and the election rule (`_implied_rule`)."""
+    replacing the default one in SAC updates, the batch, U and cadences that follow N
+    (`budget.follow_envs`), and the election rule (`_implied_rule`)."""
     values = dict(values)
     if "progress" in values:  # a bool before it was bar | plain | off: saved configs, old flags
         values["progress"] = PROGRESS_BOOLS.get(str(values["progress"]).lower(),
@@ -307,6 +309,7 @@ def resolve(values: dict) -> Config:
         values["ensemble_size"] = 1
     if values.get("distill_interval", 0) > 0 and "distill_interval_updates" not in values:
         values["distill_interval_updates"] = 0
+    follow_envs(values)
     _implied_rule(values, values)
     return validate(Config(**values))
 

@@ -27,7 +27,7 @@ from mjx_cikd.agent.normalizer import Normalizer
 from mjx_cikd.config import Config, ConfigError, from_dict
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint
-from mjx_cikd.host.run import enable_compile_cache, seed_keys
+from mjx_cikd.host.compiled import enable_compile_cache, seed_keys
 from mjx_cikd.loop.evaluation import rollout
 from mjx_cikd.loop.trainer import Trainer, make_train
 

@@ -165,7 +165,7 @@ def replicated(config: Config) -> NamedSharding:
 def sharded_chunk(config: Config, chunk, layout):
     """The seeds-vmapped chunk over the mesh: under `shard_map` (data; the schedule and the log
     replicated), or as it is, the state's seed axis placed on the devices (seeds). To jit, with
-    the state's shardings as its output's too (`run.build`): XLA otherwise hands back the
+    the state's shardings as its output's too (`compiled.build`): XLA otherwise hands back the
     zero-size leaves (MJX's empty `history`, `mocap_pos`, ... of a DM Control task) replicated,
     and the next chunk, compiled for them split, refuses them."""
     if config.parallel == "seeds":

@@ -3,8 +3,9 @@
 One iteration (the unit of `lax.scan`), Algorithm 1 of the paper:
   all K actors act on obs[N] -> pick by player[N] -> one MJX vector step -> one replay write of
   N rows -> finished episodes feed their player's R_k statistics and redraw their player
-  (`record_step`) -> U SAC updates of every member -> when due, a deterministic evaluation of
-  every member -> at a phase point, a CIKD phase (election, then distillation) or the "(extra)"
+  (`record_step`) -> U SAC updates of every member -> when due (`EvalCadence`), a deterministic
+  evaluation of every member, kept in the state (`TrainState.last_eval`) -> at a phase point, a
+  CIKD phase (the election, which reads that evaluation, then distillation) or the "(extra)"
   SAC updates (`cikd/phases.py`).
 The evaluation comes before the phase, so a curve never measures a freshly distilled copy of the
 teacher (the authors' order: their evaluator runs at t = 20000 one step before the callback that
