@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     try:
         from mjx_cikd.host import playback  # imports MuJoCo: only after MUJOCO_GL is settled
 
-        loaded = playback.load_run(args.run_dir, args.step, args.best)
+        loaded = playback.load_run(args.run_dir, args.step, args.best, args.episodes)
         if args.video:
             playback.check_video(loaded.trainer.task, args.video, args.height, args.width,
                                   camera)

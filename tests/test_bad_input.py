@@ -161,10 +161,15 @@ WARNINGS = {  # name: (the run, its one warning line); ProbeTarget's T is 10
     "budget without a phase": (dict(total_steps=96), "--total_steps 96 ends before "
                                "--distill_warmup 128: no phase will run, so this --algo cikd run "
                                "trains its members without distillation"),
-    "evaluation most of the run": (dict(num_envs=2048, eval_every=1000), "evaluation would take "
-                                   "about 77% of the run: one evaluation (T = 10 steps) every 1 "
-                                   "vector step(s) of --num_envs 2048; raise --eval_every (env "
-                                   "steps)"),
+    "evaluation most of the run": (dict(eval_every=8), "evaluation would take about 77% of the "
+                                   "run: one evaluation (T = 10 steps) every 1 vector step(s) of "
+                                   "--num_envs 8; raise --eval_every (env steps)"),
+    "replay ratio far below the shipped one": (dict(batch_size=8, updates_per_step=1), "replay "
+                                               "ratio 1 samples per env step (U 1 x B 8 / N 8), "
+                                               "under 1/4 of the shipped 32: the members get few "
+                                               "updates for their data; leave --batch_size and "
+                                               "--updates_per_step out to keep the ratio "
+                                               "(docs/results.md, issue 29)"),
 }
 
 

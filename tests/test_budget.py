@@ -25,22 +25,26 @@ def test_at_128_envs_nothing_changes():
 
 def test_at_2048_envs_the_batch_keeps_the_ratio_and_the_cadences_their_vector_steps():
     base, config = _at(), _at("--num_envs", "2048")
-    assert (config.batch_size, config.updates_per_step) == (8192, 8)
+    assert (config.batch_size, config.updates_per_step) == (2048, 32)
     assert replay_ratio(config) == 32
     assert config.log_every == 320_000 and config.checkpoint_every == 3_200_000
-    assert config.learning_starts == 16_384  # two batches in the buffer
-    # log points and evaluations come every as many vector steps as at 128 envs
+    assert config.learning_starts == 8_192  # at least two batches in the buffer
+    # log points come every as many vector steps as at 128 envs; evaluations every as many SAC
+    # updates (the phase schedule's), so every 157 vector steps of 32 updates, against 625 of 8
+    # at 128 envs: per env step 4 times fewer (every 321,536 env steps against 80,000)
     assert config.log_every // 2048 == base.log_every // 128 == 156
-    assert eval_period(config) == eval_period(base) == 625
+    assert (eval_period(config), eval_period(base)) == (157, 625)
+    assert eval_period(config) * 2048 == 321_536 and eval_period(base) * 128 == 80_000
     assert derived(config)["replay_ratio"] == 32
     assert not any("replay ratio" in note for note in budget_warnings(config, 1000))
 
 
 @pytest.mark.parametrize("argv, batch, updates", [
-    (["--num_envs", "8192"], 8192, 32),  # past the batch cap, U grows
+    (["--num_envs", "512"], 2048, 8),  # the batch grows to its cap
+    (["--num_envs", "8192"], 2048, 128),  # past the batch cap, U grows
     (["--num_envs", "64"], 512, 4),  # below 128 envs the batch stays, U shrinks
     (["--num_envs", "2048", "--batch_size", "1024"], 1024, 64),  # the given one wins
-    (["--num_envs", "2048", "--updates_per_step", "2"], 8192, 2),  # ... capped: ratio 8
+    (["--num_envs", "2048", "--updates_per_step", "4"], 2048, 4),  # ... capped: ratio 4
 ])
 def test_the_other_half_of_the_budget_follows(argv, batch, updates):
     config = _at(*argv)
@@ -53,7 +57,7 @@ def test_a_ratio_far_below_the_shipped_one_is_one_warning():
     (note,) = [n for n in budget_warnings(config, 1000) if "replay ratio" in n]
     assert note.startswith("replay ratio 2 samples per env step (U 8 x B 512 / N 2048), under "
                            "1/4 of the shipped 32")
-    capped = _at("--num_envs", "2048", "--updates_per_step", "2")
+    capped = _at("--num_envs", "2048", "--batch_size", "8192", "--updates_per_step", "2")
     assert not any("replay ratio" in n for n in budget_warnings(capped, 1000))
 
 

@@ -51,7 +51,8 @@ def _setup(widths, steps=16, **controls):
     buf = replay.add(buf, replay.Batch(
         obs=jax.random.normal(k1, (256, obs_size)),
         action=jax.random.uniform(k2, (256, act_size), minval=-1, maxval=1),
-        reward=jnp.zeros(256), next_obs=jnp.zeros((256, obs_size)), terminated=jnp.zeros(256)))
+        reward=jnp.zeros(256), next_obs=jnp.zeros((256, obs_size)), terminated=jnp.zeros(256),
+        truncated=jnp.zeros(256)))
     norm = normalizer.init(obs_size, enabled=False)
     return ens, members, buf, norm, jax.jit(distillation.make_phase(config, ens))
 

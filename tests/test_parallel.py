@@ -168,7 +168,8 @@ def test_a_buffer_saved_over_two_devices_maps_onto_one_and_back():
     buf = replay.init(n * steps, 1, 1)
     rows = jnp.asarray(shards)[None]  # [S = 1, C]
     two = buf.replace(data=replay.Batch(obs=rows[..., None], action=rows[..., None], reward=rows,
-                                        next_obs=rows[..., None], terminated=rows),
+                                        next_obs=rows[..., None], terminated=rows,
+                                        truncated=rows),
                       ptr=jnp.asarray([2]), size=jnp.asarray([6]))  # 3 steps of 2 rows each
     one = parallel.relayout(two, n, 2, 1)
     for field in one.data:  # every row array moves alike

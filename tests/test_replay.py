@@ -12,19 +12,20 @@ def _rows(start, n, obs=3, act=2):
     return replay.Batch(obs=base[:, None] * jnp.ones((1, obs)),
                         action=base[:, None] * jnp.ones((1, act)) + 0.5, reward=base + 0.25,
                         next_obs=base[:, None] * jnp.ones((1, obs)) + 1.0,
-                        terminated=(base % 2 == 0) * 1.0)
+                        terminated=(base % 2 == 0) * 1.0, truncated=(base % 3 == 0) * 1.0)
 
 
 def test_add_then_gather_returns_what_was_written():
     buf = replay.init(12, 3, 2)
     buf = replay.add(buf, _rows(0, 4))
     assert int(buf.size) == 4 and int(buf.ptr) == 4
-    obs, act, rew, nxt, term = replay.gather(buf, jnp.arange(4))  # a Batch, named
+    obs, act, rew, nxt, term, trunc = replay.gather(buf, jnp.arange(4))  # a Batch, named
     np.testing.assert_array_equal(obs[:, 0], [0, 1, 2, 3])
     np.testing.assert_array_equal(act[:, 1], [0.5, 1.5, 2.5, 3.5])
     np.testing.assert_array_equal(rew, [0.25, 1.25, 2.25, 3.25])
     np.testing.assert_array_equal(nxt[:, 2], [1, 2, 3, 4])
     np.testing.assert_array_equal(term, [1, 0, 1, 0])
+    np.testing.assert_array_equal(trunc, [1, 0, 0, 1])
 
 
 def test_wraps_around_overwriting_the_oldest_rows():

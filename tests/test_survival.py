@@ -216,8 +216,8 @@ def _poison_from(monkeypatch, rows: int, some_keys: bool = False):
     fresh key may miss it)."""
     original = trainer.sac_steps
 
-    def poisoned(ensemble, members, buffer, norm, key, count, batch_size):
-        members, metrics = original(ensemble, members, buffer, norm, key, count, batch_size)
+    def poisoned(ensemble, updates, members, buffer, norm, key, count):
+        members, metrics = original(ensemble, updates, members, buffer, norm, key, count)
         hit = buffer.size == rows
         if some_keys:
             hit = hit & (jax.random.key_data(key).ravel()[0] % 2 == 0)

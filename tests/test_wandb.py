@@ -75,7 +75,10 @@ def test_an_offline_wandb_run_holds_the_config_the_records_and_the_end(
     history = _history(files[0]) + _history(files[1])
     logged = {(h["env_steps"], h["seed0/eval/best"]) for h in history if "seed0/eval/best" in h}
     evals = read_metrics(run_dir, "eval")
-    assert len(evals) == 3 and logged == {(r["env_steps"], r["best"]) for r in evals}
+    # one at every phase point (each 128 env steps) and at each leg's end, the first leg's end
+    # being a phase point
+    assert [r["env_steps"] for r in evals] == [128, 256, 384, 512, 640, 768]
+    assert logged == {(r["env_steps"], r["best"]) for r in evals}
     assert any("seed0/distill/teacher" in h for h in history)
     figures = [h for h in _history(files[1]) if h.get("figures/eval/_type") == "image-file"]
     assert len(figures) == 1  # the end figure, of the evaluations of the whole run

@@ -17,7 +17,7 @@ import numpy as np
 
 from mjx_cikd.agent import batching
 from mjx_cikd.agent import sac as sac_lib
-from mjx_cikd.agent.replay import Batch
+from mjx_cikd.agent.returns import Sample
 from mjx_cikd.config import Config
 
 Members = tuple[sac_lib.Agent, ...]  # one Agent per group, stacked over its members
@@ -77,22 +77,28 @@ class Ensemble(NamedTuple):
                     p, obs, action) for g, p in zip(self.groups, critic_params)]
         return self._member_order(outs)
 
-    def update(self, members: Members, batch: Batch, keys: jax.Array):
-        """One SAC step for every member, each on its own batch ([K, B, ...])."""
+    def update(self, members: Members, batch: Sample, keys: jax.Array, actor: bool = True):
+        """One SAC step for every member, each on its own batch ([K, B, ...]); the critics only
+        where `actor` is False (`SAC.update`)."""
         new, metrics = [], []
         for g, m, b, k in zip(self.groups, members, self.split(batch), self.split(keys)):
-            m, met = batching.vmap(g.sac.update, len(g.members))(m, b, k)
+            step = lambda m, b, k, sac=g.sac: sac.update(m, b, k, actor)  # noqa: E731
+            m, met = batching.vmap(step, len(g.members))(m, b, k)
             new.append(m)
             metrics.append(met)
         return tuple(new), self._member_order(metrics)
 
 
-def make_ensemble(config: Config, obs_size: int, action_size: int) -> Ensemble:
+def make_ensemble(config: Config, obs_size: int, action_size: int,
+                  reward_bound: float | None = None) -> Ensemble:
+    """The K members' SAC by width; `reward_bound`: the task's |r| per step, which derives a C51
+    critic's support (`Task.reward_bound`)."""
     widths = config.member_widths
     groups = []
     for width in dict.fromkeys(widths):  # first-appearance order
         members = tuple(k for k, w in enumerate(widths) if w == width)
-        groups.append(Group(width, members, sac_lib.make_sac(config, obs_size, action_size, width)))
+        groups.append(Group(width, members, sac_lib.make_sac(config, obs_size, action_size, width,
+                                                             reward_bound)))
     order = np.array([k for g in groups for k in g.members])
     return Ensemble(groups=tuple(groups), size=len(widths), order=order,
                     inverse=np.argsort(order))

@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mjx_cikd.agent import distributional
+
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 CLIP_LOG_STD_MIN = -20.0  # the authors' hard clip is [-20, 2] (train_ensemble_sac.py:82)
 SOFTPLUS_MIN_STD = 0.001  # brax/training/distribution.py, NormalTanhDistribution(min_std)
@@ -56,17 +58,24 @@ class Actor(nn.Module):
 
 class Critic(nn.Module):
     """(s, a) -> [Q1, Q2], two independent MLPs, with LayerNorm in their hidden layers when
-    `layer_norm` (as MuJoCo Playground's tuned SAC, `q_network_layer_norm`)."""
+    `layer_norm` (as MuJoCo Playground's tuned SAC, `q_network_layer_norm`). With `support`
+    (C51, `distributional.py`) each twin outputs logits over the support's atoms: the call gives
+    their means as [Q1, Q2], and with `logits=True` the logits [..., 2, A]."""
 
     width: int
     layers: int
     layer_norm: bool = False
+    support: distributional.Support | None = None  # C51's atoms, or None: a scalar Q
 
     @nn.compact
-    def __call__(self, obs, action):
+    def __call__(self, obs, action, logits: bool = False):
         x = jnp.concatenate([obs, action], axis=-1)
-        q = [MLP(self.width, self.layers, 1, self.layer_norm)(x)[..., 0] for _ in range(2)]
-        return jnp.stack(q, axis=-1)
+        if self.support is None:
+            q = [MLP(self.width, self.layers, 1, self.layer_norm)(x)[..., 0] for _ in range(2)]
+            return jnp.stack(q, axis=-1)
+        out = jnp.stack([MLP(self.width, self.layers, self.support.atoms, self.layer_norm)(x)
+                         for _ in range(2)], axis=-2)
+        return out if logits else distributional.mean(out, self.support.atoms_at())
 
 
 def sample_action(mean, log_std, key):

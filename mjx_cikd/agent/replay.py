@@ -5,6 +5,8 @@ multiple of N so a write never wraps. Observations are stored raw: the shared no
 applied at sampling time, with its current statistics (`sample`, the one sampler of the SAC
 updates and the distillation). Each member draws its own batch. The rows are one pytree
 (`Replay.data`, a `Batch` of [C, ...] arrays): what splits, saves or moves them maps over it.
+Env i's consecutive transitions lie N rows apart (row t N + i of the ring, modulo C), so n of
+them in a row can be read where all n have been written (`sample_runs`: n-step returns).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Batch(NamedTuple):
     reward: jax.Array
     next_obs: jax.Array
     terminated: jax.Array  # float: 1 stops the bootstrap, truncation does not
+    truncated: jax.Array  # float: 1 where the time limit ended the episode (n-step returns stop)
 
 
 @struct.dataclass
@@ -50,7 +53,7 @@ def dummy(obs_size: int, action_size: int) -> Batch:
     """One transition of zeros: the shapes and dtypes of a row (float32 everywhere)."""
     zeros = lambda *shape: jnp.zeros(shape, jnp.float32)  # noqa: E731
     return Batch(obs=zeros(obs_size), action=zeros(action_size), reward=zeros(),
-                 next_obs=zeros(obs_size), terminated=zeros())
+                 next_obs=zeros(obs_size), terminated=zeros(), truncated=zeros())
 
 
 def nbytes(capacity: int, obs_size: int, action_size: int) -> int:
@@ -76,6 +79,15 @@ def add(buf: Replay, rows: Batch) -> Replay:
 
 def sample_indices(buf: Replay, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jax.random.randint(key, shape, 0, jnp.maximum(buf.size, 1))
+
+
+def sample_runs(buf: Replay, key: jax.Array, shape: tuple[int, ...], n: int,
+                stride: int) -> jax.Array:
+    """First rows of runs of n transitions of one env (rows `stride` = N apart), uniform over the
+    rows whose n - 1 successors have been written: counted from the oldest row (`ptr - size`,
+    modulo C), all but the newest (n - 1) N rows."""
+    span = jnp.maximum(buf.size - (n - 1) * stride, 1)
+    return (buf.ptr - buf.size + jax.random.randint(key, shape, 0, span)) % buf.capacity
 
 
 def gather(buf: Replay, idx: jax.Array) -> Batch:

@@ -3,7 +3,10 @@
 References: Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy Maximum Entropy Deep RL with a
 Stochastic Actor" (critic Eq. 5-6, actor Eq. 7/10), and "Soft Actor-Critic Algorithms and
 Applications" (automatic temperature, Eq. 17-18, target entropy -|A|). Everything here acts on a
-single member; the ensemble vmaps it over members that share an architecture.
+single member; the ensemble vmaps it over members that share an architecture. The massively
+parallel recipe's parts (issue 29) are options of the same losses: the target's n-step return
+and discount (`returns.py`), the twin Qs' mean instead of their minimum (FastSAC), the actor and
+temperature moved only every d-th update (`update(..., actor=False)`, TD3's delay), AdamW.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mjx_cikd.agent import networks
+from mjx_cikd.agent import distributional, networks
 from mjx_cikd.agent.gradient import gradient_step
-from mjx_cikd.agent.replay import Batch
+from mjx_cikd.agent.returns import Sample
 from mjx_cikd.config import Config
 from mjx_cikd.loop import parallel
 
@@ -47,6 +50,12 @@ class SAC(NamedTuple):
     target_entropy: float
     obs_size: int
     action_size: int
+    twin_q: str = "min"  # how the twin Qs combine in the target and the actor's objective
+    support: distributional.Support | None = None  # C51's atoms, or None: scalar twin Qs
+
+    def combine(self, q: jax.Array) -> jax.Array:
+        """[..., 2] twin Qs -> [...]: their minimum (clipped double Q) or their mean."""
+        return q.min(-1) if self.twin_q == "min" else q.mean(-1)
 
     def init(self, key: jax.Array) -> Agent:
         k_actor, k_critic = jax.random.split(key)
@@ -60,23 +69,44 @@ class SAC(NamedTuple):
                      alpha_opt=self.alpha_tx.init(log_alpha))
 
     # --- losses ---------------------------------------------------------------------
-    def critic_loss(self, critic, agent: Agent, batch: Batch, key):
+    def critic_loss(self, critic, agent: Agent, batch: Sample, key):
         """J_Q (Eq. 5): 1/2 (Q_i(s,a) - y)^2 with the soft target of Eq. 6, clipped double Q,
-        y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s'))."""
+        y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s')); over n steps,
+        r and gamma (1 - terminated) are the sample's return and discount (`returns.py`)."""
+        if self.support is not None:
+            return self.distributional_critic_loss(critic, agent, batch, key)
         mean, log_std = self.actor.apply(agent.actor, batch.next_obs)
         next_action, next_logp = networks.sample_action(mean, log_std, key)
-        next_q = self.critic.apply(agent.target_critic, batch.next_obs, next_action).min(-1)
+        next_q = self.combine(self.critic.apply(agent.target_critic, batch.next_obs, next_action))
         alpha = jnp.exp(agent.log_alpha)
-        target = batch.reward + self.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
+        target = batch.reward + batch.discount * (next_q - alpha * next_logp)
         q = self.critic.apply(critic, batch.obs, batch.action)
         loss = 0.5 * jnp.mean(jnp.sum((q - jax.lax.stop_gradient(target)[:, None]) ** 2, -1))
         return loss, q.mean()
 
-    def actor_loss(self, actor, agent: Agent, batch: Batch, key):
+    def distributional_critic_loss(self, critic, agent: Agent, batch: Sample, key):
+        """C51's J_Q (`distributional.py`): the cross-entropy of each twin's logits against the
+        soft target's distribution, z' = r + gamma^m (1 - terminated) (z - alpha log pi(a'|s'))
+        of the target critic's chosen twin, projected onto the support."""
+        z = self.support.atoms_at()
+        mean, log_std = self.actor.apply(agent.actor, batch.next_obs)
+        next_action, next_logp = networks.sample_action(mean, log_std, key)
+        probs = distributional.target_probs(
+            self.critic.apply(agent.target_critic, batch.next_obs, next_action, True), z,
+            self.twin_q)
+        alpha = jnp.exp(agent.log_alpha)
+        moved = batch.reward[:, None] + batch.discount[:, None] * (
+            z - alpha * next_logp[:, None])
+        target = jax.lax.stop_gradient(distributional.project(probs, moved, z))  # [B, A]
+        logits = self.critic.apply(critic, batch.obs, batch.action, True)  # [B, 2, A]
+        loss = -jnp.mean(jnp.sum(target[:, None] * jax.nn.log_softmax(logits, -1), (-2, -1)))
+        return loss, distributional.mean(logits, z).mean()
+
+    def actor_loss(self, actor, agent: Agent, batch: Sample, key):
         """J_pi (Eq. 7 with the reparameterisation of Eq. 10): alpha log pi(a|s) - min_i Q_i."""
         mean, log_std = self.actor.apply(actor, batch.obs)
         action, logp = networks.sample_action(mean, log_std, key)
-        q = self.critic.apply(agent.critic, batch.obs, action).min(-1)
+        q = self.combine(self.critic.apply(agent.critic, batch.obs, action))
         alpha = jnp.exp(agent.log_alpha)
         return jnp.mean(alpha * logp - q), logp
 
@@ -85,12 +115,22 @@ class SAC(NamedTuple):
         return -jnp.mean(log_alpha * jax.lax.stop_gradient(logp + self.target_entropy))
 
     # --- one gradient step of each (agent/gradient.py) -------------------------------------
-    def update(self, agent: Agent, batch: Batch, key: jax.Array) -> tuple[Agent, dict]:
+    def update(self, agent: Agent, batch: Sample, key: jax.Array,
+               actor: bool = True) -> tuple[Agent, dict]:
+        """One gradient step of the critic, then (unless `actor` is False: the steps between
+        two of `--policy_delay`) of the actor and the temperature; the target critic follows
+        the critic by tau at every step. A step without the actor reports its losses as NaN."""
         k_critic, k_actor = jax.random.split(key)
         (c_loss, q_mean), critic, critic_opt = gradient_step(
             self.critic_loss, self.critic_tx, agent.critic, agent.critic_opt, agent, batch,
             k_critic, has_aux=True)
         agent = agent.replace(critic=critic, critic_opt=critic_opt)
+        if not actor:
+            target = optax.incremental_update(critic, agent.target_critic, self.tau)
+            nan = jnp.full_like(c_loss, jnp.nan)
+            return agent.replace(target_critic=target), {
+                "critic_loss": c_loss, "actor_loss": nan, "alpha": jnp.exp(agent.log_alpha),
+                "entropy": nan, "q": q_mean}
 
         (a_loss, logp), actor, actor_opt = gradient_step(
             self.actor_loss, self.actor_tx, agent.actor, agent.actor_opt, agent, batch, k_actor,
@@ -109,12 +149,17 @@ class SAC(NamedTuple):
 
 def adam(config: Config, lr: float) -> optax.GradientTransformation:
     """The Adam of an actor or critic, SAC's and the distillation's alike (so that one's state
-    can take the other's place), on gradients averaged over devices (parallel.py). Its learning
-    rate lives in its state (`optax.inject_hyperparams`) in every run, those that change it
-    (`--distill_optimizer handover`, `--lr_after_warmup`) or not: a constant learning rate is
-    compiled into other roundings, so a run that changes it and its twin that does not would
-    part before the change (issue 30)."""
-    inner = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+    can take the other's place), on gradients averaged over devices (parallel.py); AdamW's
+    decoupled weight decay with `--weight_decay` > 0. Its learning rate lives in its state
+    (`optax.inject_hyperparams`) in every run, those that change it (`--distill_optimizer
+    handover`, `--lr_after_warmup`) or not: a constant learning rate is compiled into other
+    roundings, so a run that changes it and its twin that does not would part before the
+    change (issue 30)."""
+    if config.weight_decay > 0:
+        inner = optax.inject_hyperparams(optax.adamw)(learning_rate=lr,
+                                                      weight_decay=config.weight_decay)
+    else:
+        inner = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
     return parallel.Parallel(config).optimizer(inner)
 
 
@@ -131,15 +176,19 @@ def learning_rate(opt_state) -> jax.Array:
     return opt_state[1].hyperparams["learning_rate"]
 
 
-def make_sac(config: Config, obs_size: int, action_size: int, width: int) -> SAC:
+def make_sac(config: Config, obs_size: int, action_size: int, width: int,
+             reward_bound: float | None = None) -> SAC:
+    """One width's SAC; `reward_bound` (the task's |r| per step, `envs.tasks.reward_bound`)
+    derives a C51 critic's support where the config gives none."""
     # over several devices the gradients are averaged across them first (parallel.py)
     tx = parallel.Parallel(config).optimizer
+    support = distributional.support(config, reward_bound)
     return SAC(
         actor=networks.Actor(width, config.hidden_layers, action_size, config.log_std_bounds),
-        critic=networks.Critic(width, config.hidden_layers, config.critic_layer_norm),
+        critic=networks.Critic(width, config.hidden_layers, config.critic_layer_norm, support),
         actor_tx=adam(config, config.actor_lr),
         critic_tx=adam(config, config.critic_lr),
         alpha_tx=tx(optax.adam(config.alpha_lr)),
         gamma=config.gamma, tau=config.tau, init_alpha=config.init_alpha,
         target_entropy=-config.target_entropy_scale * action_size, obs_size=obs_size,
-        action_size=action_size)
+        action_size=action_size, twin_q=config.twin_q, support=support)

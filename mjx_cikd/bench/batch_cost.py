@@ -26,7 +26,7 @@ from mjx_cikd.envs import tasks as envs
 
 def measure(config, batches: list[int], count: int, repeats: int) -> dict:
     task = envs.make_task(config)
-    ensemble = make_ensemble(config, task.obs_size, task.action_size)
+    ensemble = make_ensemble(config, task.obs_size, task.action_size, task.reward_bound)
     filled = parts.prefilled(config, task)
     timed = {b: parts.updates(replace(config, batch_size=b), ensemble, count, filled)
              for b in batches}

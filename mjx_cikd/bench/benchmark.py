@@ -45,6 +45,7 @@ from mjx_cikd.agent.ensemble import make_ensemble
 from mjx_cikd.bench import first_step, parts
 from mjx_cikd.bench.timing import per_round, time_interleaved
 from mjx_cikd.config import ConfigError, ceil_div, replace
+from mjx_cikd.envs import contacts
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host.run import describe_device
 
@@ -144,7 +145,7 @@ def _timed_parts(configs: dict, sizes: dict, task, t: int) -> dict:
     filled = parts.prefilled(any_config, task)
     for k, algos in sizes.items():
         config = configs[(k, algos[-1])]
-        ensemble = make_ensemble(config, task.obs_size, task.action_size)
+        ensemble = make_ensemble(config, task.obs_size, task.action_size, task.reward_bound)
         timed[("updates", k)] = parts.updates(config, ensemble, t * config.updates_per_step,
                                               filled)
         timed[("acting", k)] = parts.acting(config, task, ensemble, t)
@@ -213,7 +214,7 @@ def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_s
                for a in algos}
     any_config = next(iter(configs.values()))
     t = any_config.iters_per_chunk
-    task = envs.make_task(any_config)
+    task = envs.make_task(any_config, max(contacts.worlds(c) for c in configs.values()))
     say(f"[bench] N={n}: compiling and warming up ({task.name}, impl={task.impl}, "
         f"{t} iterations per chunk)")
     timed = _timed_parts(configs, sizes, task, t)
@@ -230,9 +231,12 @@ def measure_group(base, n: int, sizes: dict, iters: int, repeats: int, say=say_s
 
 
 def measure_configs(base, pairs: list[tuple[int, int]], algos: dict | None = None,
-                    iters: int = 20, repeats: int = 5, say=say_stderr) -> tuple[list[dict], dict]:
+                    iters: int = 20, repeats: int = 5, say=say_stderr,
+                    bases: dict | None = None) -> tuple[list[dict], dict]:
     """Rows for each (num_envs, K) in `pairs` and each algo of `algos_for(K)` (or `algos[K]`),
-    one `measure_group` per N. A cikd row brings the ensemble row its distill_share needs."""
+    one `measure_group` per N. A cikd row brings the ensemble row its distill_share needs.
+    `bases`: the user's config resolved at each N (the batch and U that follow N,
+    `config/budget.py`), where it differs from `base`."""
     groups: dict[int, dict] = {}
     for n, k in pairs:
         names = (algos or {}).get(k, algos_for(k))
@@ -241,7 +245,8 @@ def measure_configs(base, pairs: list[tuple[int, int]], algos: dict | None = Non
         groups.setdefault(n, {})[k] = tuple(names)
     rows, tasks = [], {}
     for n, sizes in groups.items():
-        group_rows, tasks[n] = measure_group(base, n, sizes, iters, repeats, say)
+        group_rows, tasks[n] = measure_group((bases or {}).get(n, base), n, sizes, iters,
+                                             repeats, say)
         rows += group_rows
     return rows, tasks
 
@@ -254,16 +259,18 @@ def record(base, rows: list[dict], tasks: dict, repeats: int, **more) -> dict:
 
 
 def run_benchmark(base, num_envs: list[int], ensemble_sizes: list[int], iters: int = 20,
-                  repeats: int = 5, check_cache: bool = True, say=say_stderr) -> dict:
+                  repeats: int = 5, check_cache: bool = True, say=say_stderr,
+                  bases: dict | None = None) -> dict:
     pairs = [(n, k) for n in num_envs for k in ensemble_sizes]
-    rows, tasks = measure_configs(base, pairs, iters=iters, repeats=repeats, say=say)
+    rows, tasks = measure_configs(base, pairs, iters=iters, repeats=repeats, say=say,
+                                  bases=bases)
     result = record(base, rows, tasks, repeats, iters=iters, num_envs=num_envs,
                     ensemble_sizes=ensemble_sizes)
     if check_cache:
         # two fresh processes per configuration are slow: check only the one that starts
         # slowest (the largest N and K, cikd if K > 1)
         n, k = max(num_envs), max(ensemble_sizes)
-        config = loop_config(base, n, algos_for(k)[-1], k, iters)
+        config = loop_config((bases or {}).get(n, base), n, algos_for(k)[-1], k, iters)
         say(f"[bench] cache check: N={n} K={k} {config.algo}, two fresh processes")
         result["cache_check"] = first_step.cache_check(config)
     return result

@@ -16,7 +16,8 @@ from mjx_cikd.bench.timing import Timed
 from mjx_cikd.cikd import selection
 from mjx_cikd.cikd.distillation import make_phase
 from mjx_cikd.host.compiled import build, seed_keys
-from mjx_cikd.loop.trainer import act, make_train, sac_steps
+from mjx_cikd.loop.parallel import Parallel
+from mjx_cikd.loop.trainer import Updates, act, make_train, sac_steps
 
 
 def _salted_keys(config, salt: int) -> jax.Array:
@@ -80,9 +81,11 @@ def _on_members(config, ensemble, run, filled, salt: int) -> Timed:
 def updates(config, ensemble, count: int, filled) -> Timed:
     """`count` SAC updates of all K members, each on its own batch of B (`trainer.sac_steps`)."""
 
+    updates = Updates.of(config, Parallel(config))
+
     def run(members, buf, norm, key):
         key, sub = jax.random.split(key)
-        members, _ = sac_steps(ensemble, members, buf, norm, sub, count, config.batch_size)
+        members, _ = sac_steps(ensemble, updates, members, buf, norm, sub, count)
         return members, key
 
     return _on_members(config, ensemble, run, filled, salt=3)

@@ -129,16 +129,17 @@ def _bench_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def parse(argv: list[str] | None):
-    """-> (base Config, num_envs list, bench args). `--num_envs` takes a comma list here; the
-    first value is handed to the Config (so its validation sees a real N)."""
+    """-> (base Config, num_envs list, bench args, the config at each N). `--num_envs` takes a
+    comma list here; the first value is handed to the base Config, and every N gets the config
+    the same flags give at that N (its batch and U follow N unless given: `config/budget.py`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, num_envs_text = pop_flag(argv, "num_envs")
     num_envs = _int_list(num_envs_text, "num_envs") if num_envs_text is not None else None
-    if num_envs:
-        argv += ["--num_envs", str(num_envs[0])]
-    base, args = config_from_args(argv, extra=_bench_flags)
+    at = (lambda n: argv + ["--num_envs", str(n)]) if num_envs else (lambda n: argv)
+    base, args = config_from_args(at(num_envs[0] if num_envs else 0), extra=_bench_flags)
     if num_envs is None:
         num_envs = [base.num_envs]
+    args.bases = {n: config_from_args(at(n), extra=_bench_flags)[0] for n in num_envs}
     args.ensemble_sizes = _int_list(args.ensemble_sizes, "ensemble_sizes")
     args.cache_check = coerce("cache_check", args.cache_check, bool)
     if args.repeats < 1 or args.iters < 1:
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in num_envs:  # every configuration is valid before anything is compiled
             for k in args.ensemble_sizes:
                 for algo in benchmark.algos_for(k):
-                    benchmark.loop_config(base, n, algo, k, args.iters)
+                    benchmark.loop_config(args.bases[n], n, algo, k, args.iters)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         result = batch_axis.measure_loop(base, args.iters, args.repeats)
     else:
         result = benchmark.run_benchmark(base, num_envs, args.ensemble_sizes, iters=args.iters,
-                                         repeats=args.repeats, check_cache=args.cache_check)
+                                         repeats=args.repeats, check_cache=args.cache_check,
+                                         bases=args.bases)
     if args.out:
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

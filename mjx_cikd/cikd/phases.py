@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mjx_cikd.agent import replay
+from mjx_cikd.agent import returns
 from mjx_cikd.agent import sac as sac_lib
 from mjx_cikd.agent.ensemble import Ensemble, Members
 from mjx_cikd.agent.masks import tree_where
@@ -152,6 +152,7 @@ def make_extra_phase(config: Config, ensemble: Ensemble,
                      devices: parallel.Parallel) -> PhasePoint:
     k = ensemble.size
     batch_size = devices.local(config.distill_batch_size)
+    sample = returns.make_sampler(config.n_step, config.gamma, devices.local(config.num_envs))
 
     def extra_phase(state: TrainState, phases: jax.Array, key: jax.Array,
                     audit_key: jax.Array) -> tuple[TrainState, PhaseOutcome]:
@@ -160,7 +161,7 @@ def make_extra_phase(config: Config, ensemble: Ensemble,
 
         def sac_step(i: jax.Array, members: Members) -> Members:
             k_batch, k_update = jax.random.split(jax.random.fold_in(key, i))
-            batch = replay.sample(state.buffer, state.norm, k_batch, (k, batch_size))
+            batch = sample(state.buffer, state.norm, k_batch, (k, batch_size))
             return ensemble.update(members, batch, jax.random.split(k_update, k))[0]
 
         members = jax.lax.fori_loop(0, steps, sac_step, state.members)

@@ -12,7 +12,8 @@ vector step than one at 128. Below 128 envs the batch stays and U shrinks. An ex
 ratio far below the shipped one is a warning (`checks.budget_warnings`).
 
 The evaluation needs no scaling: it falls at the phase schedule's points, counted in SAC updates
-(`loop/trainer.py`, `EvalCadence`), the same vector steps at any N with U kept. Nor does the
+(`loop/trainer.py`, `EvalCadence`): every 625 vector steps of 8 updates at 128 envs, every 157 of
+32 at 2048 (4 times fewer per env step, each between more samples of updates). Nor does the
 warm-up: `--learning_starts` is a count of transitions in the buffer (Playground's
 `min_replay_size`), raised to two batches where the batch grows.
 """
@@ -22,11 +23,14 @@ from __future__ import annotations
 from mjx_cikd.config.schema import Config
 
 REFERENCE_ENVS = 128  # the N of the shipped config (Config.num_envs)
-# The largest batch the ratio grows (per member and SAC update). FastSAC's 8,192; FastTD3 runs
-# 32,768 on an A100. On this project's CPU an update of 8,192 costs 18 of 512 (measured: 148 ms
-# against 8.1 ms, CartpoleSwingup, K = 1, `bench/batch_cost.py`, docs/benchmarks.md): no gain per
-# sample here; on an accelerator it is the cheap axis (not measured yet).
-BATCH_CAP = 8192
+# The largest batch the ratio grows (per member and SAC update): the largest whose cost per sample
+# does not rise on this project's CPU (measured, CartpoleSwingup, K = 1, `bench/batch_cost.py`,
+# docs/benchmarks.md: 15.7, 15.6 and 18.0 us per sample at B = 512, 2,048 and 8,192; an update of
+# 8,192 costs 18 of 512). A cap keeps the updates too: at 2048 envs and 2M env steps, B = 2,048
+# and U = 32 give each member 31k updates, B = 8,192 and U = 8 only 7.8k (about what 64 envs give
+# in 62k env steps, where CartpoleSwingup is still near 40). FastSAC runs 8,192 and FastTD3 32,768
+# on a GPU, where the batch is the cheap axis (not measured here yet): issue 29's study decides.
+BATCH_CAP = 2048
 # A ratio below the shipped one divided by this is warned about
 RATIO_WARNING = 4
 

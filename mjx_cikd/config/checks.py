@@ -15,13 +15,16 @@ from mjx_cikd.config.schema import CHOICES, Config, ConfigError, ceil_div
 POSITIVE = ("num_envs", "total_steps", "num_seeds", "ensemble_size", "hidden_width",
             "hidden_layers", "return_window", "batch_size", "updates_per_step", "buffer_size",
             "distill_batch_size", "log_every", "eval_episodes", "keep_checkpoints", "devices",
-            "audit_episodes")
+            "audit_episodes", "n_step", "policy_delay")
+# where a field is on only above 0, it must not be 1 (a support of one atom has no spacing)
+AT_LEAST_TWO_WHEN_ON = ("critic_atoms",)
 NON_NEGATIVE = ("episode_length", "learning_starts", "distill_warmup", "distill_steps",
                 "eval_every", "checkpoint_every", "distill_interval", "distill_interval_updates",
                 "distill_epochs", "selection_epsilon_steps", "max_rollbacks", "election_z",
-                "lr_after_warmup")
+                "lr_after_warmup", "weight_decay", "critic_atoms")
 ABOVE_ZERO = ("actor_lr", "critic_lr", "alpha_lr", "distill_lr", "init_alpha",
-              "selection_temperature", "target_entropy_scale")
+              "selection_temperature", "target_entropy_scale", "explore_std_min",
+              "explore_std_max")
 
 
 def _ranges(config: Config) -> None:
@@ -45,6 +48,11 @@ def _ranges(config: Config) -> None:
     for name in ("ada_threshold", "selection_epsilon"):
         if not 0 <= getattr(config, name) <= 1:
             raise ConfigError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
+    for name in AT_LEAST_TWO_WHEN_ON:
+        if getattr(config, name) == 1:
+            raise ConfigError(f"--{name} must be 0 (off) or >= 2, got 1")
+    if (config.v_min or config.v_max) and not config.v_min < config.v_max:
+        raise ConfigError(f"--v_min {config.v_min} must be below --v_max {config.v_max}")
     if any(w < 1 for w in config.widths):
         raise ConfigError(f"--widths must all be >= 1, got {config.widths}")
 
@@ -61,6 +69,17 @@ def _together(config: Config) -> None:
     if (config.distill_interval > 0) == (config.distill_interval_updates > 0):
         raise ConfigError("give the phase interval once: --distill_interval (env steps) or "
                           "--distill_interval_updates (SAC updates), the other 0")
+    if config.explore_std_min > config.explore_std_max:
+        raise ConfigError(f"--explore_std_min {config.explore_std_min} is above "
+                          f"--explore_std_max {config.explore_std_max}")
+    if config.updates_per_step % config.policy_delay:
+        raise ConfigError(f"--policy_delay {config.policy_delay} must divide --updates_per_step "
+                          f"{config.updates_per_step} (the actors move at every d-th update "
+                          f"of a vector step)")
+    if config.n_step > 1 and (config.n_step - 1) * config.num_envs >= config.buffer_rows:
+        raise ConfigError(f"--n_step {config.n_step} needs more than (n - 1) N = "
+                          f"{(config.n_step - 1) * config.num_envs} rows in the replay buffer; "
+                          f"it holds {config.buffer_rows}")
     if config.widths and len(config.widths) != config.ensemble_size:
         raise ConfigError(f"--widths lists {len(config.widths)} members but --ensemble_size "
                           f"is {config.ensemble_size}")

@@ -120,6 +120,35 @@ class Config:
     learning_starts: int = knob(8_192, "uniform random actions and no SAC update before this "
                                 "many env steps", unit=ENV_STEPS,
                                 why="Playground's min_replay_size; " + PLAYGROUND_WHY)
+    # --- the massively parallel recipe (issue 29; each off by default) ----------------------
+    n_step: int = knob(1, "n: the critic's target sums up to n rewards of the same env before it "
+                       "bootstraps, stopping at the end of an episode (agent/returns.py)",
+                       unit="env steps of one env",
+                       why="SAC's one-step target (Eq. 6); FastTD3 and PQL use 3")
+    twin_q: str = knob("min", "how the twin Qs combine in the critic's target and the actor's "
+                       "objective", choices={
+                           "min": "their minimum (clipped double Q, Haarnoja et al. 2018)",
+                           "mean": "their mean (FastSAC)"})
+    policy_delay: int = knob(1, "d: the actors and temperatures move at every d-th SAC update "
+                             "of a vector step, the critics at every one (d must divide U)",
+                             unit=UPDATES, why="SAC's; FastSAC moves the actor every 4th")
+    explore_std_min: float = knob(1.0, "each env slot acts with its policy's std times a scale "
+                                  "drawn uniformly from [--explore_std_min, --explore_std_max] "
+                                  "at each episode start (agent/exploration.py); 1 and 1: off",
+                                  why="SAC's own acting; FastTD3 and PQL give each env its own "
+                                      "noise scale")
+    explore_std_max: float = knob(1.0, "the upper bound of the per-env std scale (see "
+                                  "--explore_std_min)")
+    critic_atoms: int = knob(0, "A > 0: each twin Q is a categorical distribution over A atoms "
+                             "(C51, agent/distributional.py); 0: a scalar Q",
+                             unit="atoms", why="SAC's scalar critic; FastTD3 and FastSAC use 101")
+    v_min: float = knob(0.0, "the lowest atom of a C51 critic's support; --v_min and --v_max "
+                        "both 0: +-r_max / (1 - gamma), from the task's reward bound per step "
+                        "(DM Control: 1)")
+    v_max: float = knob(0.0, "the highest atom of a C51 critic's support (see --v_min)")
+    weight_decay: float = knob(0.0, "AdamW's decoupled weight decay on every actor and critic "
+                               "(and the distillation's optimiser, which shares their state); "
+                               "0: Adam", why="Playground's SAC; FastSAC uses 0.001")
     normalize_obs: bool = knob(True, "one running observation normaliser shared by all members",
                                why="shared, so that distillation compares members on the same "
                                    "inputs; the authors use none (--profile paper)")

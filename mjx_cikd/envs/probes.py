@@ -20,6 +20,8 @@ import jax.numpy as jnp
 from flax import struct
 
 PROBE_TASKS = ("ProbeConstant", "ProbeTerminal", "ProbeTarget")
+# |r| per step at most: ProbeTarget's -(a - x)^2 with a and x in [-1, 1]
+REWARD_BOUND = {"ProbeConstant": 1.0, "ProbeTerminal": 1.0, "ProbeTarget": 4.0}
 
 
 @struct.dataclass

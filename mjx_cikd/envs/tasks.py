@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from mjx_cikd.config import Config, ConfigError
-from mjx_cikd.envs import probes
+from mjx_cikd.envs import contacts, probes
 
 # Implementation chosen by impl="auto", measured on this project's CPU (docs/benchmarks.md):
 # MJX-JAX steps cartpole ~15x faster than Warp, Warp steps the cheetah ~6x faster than JAX.
@@ -150,12 +150,23 @@ def _quiet_warp():
             os.close(fd)
 
 
-def _no_overflow_prints(env) -> None:
+def _no_iteration_prints(env) -> None:
     """MuJoCo Warp prints a line per world whenever its solver hits its iteration cap (Playground
-    caps the DM Control tasks at a few iterations on purpose): turn the kernel printf off."""
+    caps the DM Control tasks at a few iterations on purpose): turn those kernel printfs off, and
+    keep the others (a contact or constraint buffer too small for the worlds says so)."""
+    from mujoco.mjx.third_party.mujoco_warp import OverflowType
+
+    keep = OverflowType.ALL & ~(OverflowType.ITERATIONS | OverflowType.LS_ITERATIONS)
     model = env._mjx_model
-    opt = model.opt.replace(_impl=model.opt._impl.replace(warn_overflow=0))
+    opt = model.opt.replace(_impl=model.opt._impl.replace(warn_overflow=int(keep)))
     env._mjx_model = model.replace(opt=opt)
+
+
+def _size_contacts(env, worlds: int) -> None:
+    """Playground reads `naconmax` when it builds a Data (at every reset): the buffer for
+    `worlds` worlds instead of its GPU-sized figure (`contacts`)."""
+    shipped = int(getattr(env._config, "naconmax", 0) or 0)
+    env._config.naconmax = contacts.capacity(env.mj_model, worlds, shipped)
 
 
 @struct.dataclass
@@ -217,6 +228,9 @@ class Task:
     # step in seconds; None for the probe tasks, which have neither
     mj_model: Any = struct.field(pytree_node=False, default=None)
     dt: float | None = struct.field(pytree_node=False, default=None)
+    reward_bound: float | None = struct.field(pytree_node=False, default=None)  # |r| per step
+    # the worlds one reset may hold (MuJoCo Warp's contact buffer is sized for them); None: any
+    worlds: int | None = struct.field(pytree_node=False, default=None)
 
     @property
     def fixed_starts(self) -> bool:
@@ -246,6 +260,10 @@ class Task:
         the same whatever the batch on a CPU under Warp (CheetahRun's runs 200 stabilising
         steps: ~6 s for 30 envs or 286). `stagger` applies to the first batch only."""
         total = sum(k.shape[0] for k in batches)
+        if self.worlds is not None and total > self.worlds:
+            raise ConfigError(f"a reset of {total} worlds on a task whose MuJoCo Warp contact "
+                              f"buffer holds {self.worlds}: build it with make_task(config, "
+                              f"worlds=...) for them")
         inner = jax.vmap(self._reset)(jnp.concatenate(batches))
         states, start = [], 0
         for i, keys in enumerate(batches):
@@ -318,11 +336,24 @@ def _finite_obs(obs: jax.Array) -> jax.Array:
     return jnp.nan_to_num(obs.astype(jnp.float32), posinf=0.0, neginf=0.0)
 
 
-def make_task(config: Config) -> Task:
-    """Build the task named by `config.env` with its implementation and time limit."""
+def reward_bound(name: str) -> float | None:
+    """A bound on |r| per step, where the task has one by construction: DM Control's rewards are
+    tolerances in [0, 1] (Tassa et al. 2018, "DeepMind Control Suite", section 2), and so are
+    Playground's ports of them; the probes' are known (`probes.py`); Brax's are unbounded."""
+    if name in probes.PROBE_TASKS:
+        return probes.REWARD_BOUND[name]
+    if name in playground_tasks():
+        return 1.0
+    return None
+
+
+def make_task(config: Config, worlds: int | None = None) -> Task:
+    """Build the task named by `config.env` with its implementation and time limit. Under MuJoCo
+    Warp its contact buffer holds `worlds` worlds (default: what the run resets at once,
+    `contacts.worlds`); `Task.worlds` says how many."""
     name = config.env
     impl = resolve_impl(name, config.impl, config.devices)
-    mj_model = None
+    mj_model, sized = None, None
     if name in probes.PROBE_TASKS:
         env = probes.make(name)
         limit = env.episode_length
@@ -339,7 +370,9 @@ def make_task(config: Config) -> Task:
         with quiet:
             env = registry.load(name, config_overrides={"impl": impl})
         if impl == "warp":
-            _no_overflow_prints(env)
+            _no_iteration_prints(env)
+            sized = worlds or contacts.worlds(config)
+            _size_contacts(env, sized)
         if impl == "jax" and jax.process_count() > 1:
             # MJX puts the model on jax.devices()[0] (mujoco/mjx/_src/io.py:89), which in a run of
             # several processes is process 0's: every other one would close over an array it
@@ -354,4 +387,5 @@ def make_task(config: Config) -> Task:
     return Task(name=name, impl=impl, obs_size=int(env.observation_size),
                 action_size=int(env.action_size), episode_length=int(limit),
                 _reset=env.reset, _step=env.step, mj_model=mj_model,
-                dt=None if mj_model is None else float(env.dt))
+                dt=None if mj_model is None else float(env.dt), reward_bound=reward_bound(name),
+                worlds=sized)

@@ -25,6 +25,7 @@ import numpy as np
 from mjx_cikd.agent.ensemble import Members
 from mjx_cikd.agent.normalizer import Normalizer
 from mjx_cikd.config import Config, ConfigError, from_dict
+from mjx_cikd.envs import contacts
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint
 from mjx_cikd.host.compiled import enable_compile_cache, seed_keys
@@ -72,9 +73,11 @@ def _pick_step(run_dir: pathlib.Path, step: int | None, best: bool) -> tuple[int
                       f"how many; the best evaluation's is --best)")
 
 
-def load_run(run_dir: str | pathlib.Path, step: int | None = None, best: bool = False) -> Loaded:
+def load_run(run_dir: str | pathlib.Path, step: int | None = None, best: bool = False,
+             episodes: int = 0) -> Loaded:
     """The run in `run_dir` at its newest complete checkpoint (or the one at env step `step`, or
-    the best evaluation's), or a ConfigError saying why not."""
+    the best evaluation's), or a ConfigError saying why not; its task can play `episodes` per
+    member and seed (at least the run's own evaluation)."""
     run_dir = pathlib.Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
@@ -86,7 +89,9 @@ def load_run(run_dir: str | pathlib.Path, step: int | None = None, best: bool = 
     # the only calls of the checkpoint's API here: one place to follow it when it changes
     step, root = _pick_step(run_dir, step, best)
     enable_compile_cache(config.compile_cache)  # a second playback of the run compiles less
-    trainer = make_train(config)
+    worlds = max(contacts.worlds(config),
+                 config.num_seeds * config.ensemble_size * max(episodes, config.eval_episodes))
+    trainer = make_train(config, envs.make_task(config, worlds))
     # shapes suffice as the template (nothing runs init): the leaves the checkpoint may lack
     # (the replay buffer, empty Warp ones) are none that playback reads
     shapes = jax.eval_shape(jax.vmap(trainer.init), seed_keys(config))

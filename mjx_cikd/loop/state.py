@@ -28,6 +28,8 @@ class Slots:
     ep_return: jax.Array  # [N] return of the running episode
     ep_full: jax.Array  # [N] the running episode began at t = 0 (a staggered first one did not)
     ep_start: jax.Array  # [N] phase points passed when the running episode began
+    std_scale: jax.Array  # [N] the running episode's multiplier of the policy's std (1: off;
+    #                       agent/exploration.py)
 
 
 @struct.dataclass

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mjx_cikd.agent import networks, replay
+from mjx_cikd.agent import exploration, networks, replay, returns
 from mjx_cikd.agent import normalizer as norm_lib
 from mjx_cikd.agent.ensemble import Ensemble, Members, make_ensemble
 from mjx_cikd.cikd import election, phases, selection
@@ -50,26 +50,49 @@ class Schedule(NamedTuple):
     phases: jax.Array  # phase points passed
 
 
-def sac_steps(ensemble: Ensemble, members: Members, buffer: replay.Replay,
-              norm: norm_lib.Normalizer, key: jax.Array, count: int,
-              batch_size: int) -> tuple[Members, dict]:
+class Updates(NamedTuple):
+    """How a vector step's SAC updates read the buffer and which of them move the actors."""
+
+    sample: returns.Sampler  # one-step or n-step samples (`returns.make_sampler`)
+    batch_size: int  # this device's share of B
+    policy_delay: int  # the actors and temperatures move at every d-th update of a vector step
+
+    @staticmethod
+    def of(config: Config, devices: parallel.Parallel) -> Updates:
+        return Updates(sample=returns.make_sampler(config.n_step, config.gamma,
+                                                   devices.local(config.num_envs)),
+                       batch_size=devices.local(config.batch_size),
+                       policy_delay=config.policy_delay)
+
+
+def sac_steps(ensemble: Ensemble, updates: Updates, members: Members, buffer: replay.Replay,
+              norm: norm_lib.Normalizer, key: jax.Array, count: int) -> tuple[Members, dict]:
     """`count` SAC updates of every member, each on its own batch from the shared buffer
-    (`replay.sample` of [K, batch_size]). -> (members, metrics stacked over the updates)."""
-    k = ensemble.size
+    (`updates.sample` of [K, batch_size]); the actors move at updates 0, d, 2d, ... of the
+    `count` (`--policy_delay` d). -> (members, metrics stacked over the updates)."""
+    k, delay = ensemble.size, updates.policy_delay
 
-    def sac_step(members: Members, key: jax.Array) -> tuple[Members, dict]:
+    def sac_step(members: Members, step: tuple[jax.Array, jax.Array]) -> tuple[Members, dict]:
+        i, key = step
         k_batch, k_update = jax.random.split(key)
-        batch = replay.sample(buffer, norm, k_batch, (k, batch_size))
-        return ensemble.update(members, batch, jax.random.split(k_update, k))
+        batch = updates.sample(buffer, norm, k_batch, (k, updates.batch_size))
+        keys = jax.random.split(k_update, k)
+        if delay == 1:
+            return ensemble.update(members, batch, keys)
+        return jax.lax.cond(i % delay == 0, lambda m: ensemble.update(m, batch, keys),
+                            lambda m: ensemble.update(m, batch, keys, actor=False), members)
 
-    return jax.lax.scan(sac_step, members, jax.random.split(key, count))
+    return jax.lax.scan(sac_step, members, (jnp.arange(count), jax.random.split(key, count)))
 
 
 def act(ensemble: Ensemble, members: Members, norm: norm_lib.Normalizer, obs: jax.Array,
-        player: jax.Array, key: jax.Array) -> jax.Array:
+        player: jax.Array, key: jax.Array, std_scale: jax.Array | None = None) -> jax.Array:
     """Every member's actor on every env's (normalised) observation, a tanh-Gaussian sample
-    each, then the index mask picks player[i]'s action for env i: obs [N, obs] -> [N, A]."""
+    each, then the index mask picks player[i]'s action for env i: obs [N, obs] -> [N, A].
+    `std_scale` [N]: each env's multiplier of the policy's std (`exploration.py`), if any."""
     mean, log_std = ensemble.policy(members, norm_lib.normalize(norm, obs))
+    if std_scale is not None:
+        log_std = log_std + jnp.log(std_scale)[:, None]
     actions, _ = networks.sample_action(mean, log_std, key)
     return selection.select_actions(actions, player)
 
@@ -137,6 +160,7 @@ def make_init(config: Config, task: envs.Task, ensemble: Ensemble,
               layout: envs.StartLayout) -> Callable[..., TrainState]:
     """-> init(key, starts=None): a seed's state at t = 0."""
     k, n = ensemble.size, config.num_envs
+    scales = exploration.Scales.of(config)
 
     def init(key: jax.Array, starts: envs.Starts | None = None) -> TrainState:
         """A seed's state at t = 0. `starts`: the task's first states for this key
@@ -145,7 +169,8 @@ def make_init(config: Config, task: envs.Task, ensemble: Ensemble,
         starts = seed_starts(task, layout, key) if starts is None else starts
         slots = Slots(env=starts.env, player=selection.draw_members(keys.player, n, k),
                       ep_return=jnp.zeros(n), ep_full=starts.env.t == 0,
-                      ep_start=jnp.zeros(n, jnp.int32))
+                      ep_start=jnp.zeros(n, jnp.int32),
+                      std_scale=scales.draw(jax.random.fold_in(keys.player, 1), n))
         return TrainState(
             slots=slots,
             ring=election.init_ring(k, config.return_window), rate=election.init_rate(k),
@@ -172,11 +197,12 @@ class StepFacts(NamedTuple):
 
 def record_step(state: TrainState, env: envs.EnvState, out: envs.StepOut,
                 phases_passed: jax.Array, acting: jax.Array, probs: jax.Array | None,
-                key: jax.Array, devices: parallel.Parallel, k: int) -> TrainState:
+                key: jax.Array, devices: parallel.Parallel, k: int,
+                scales: exploration.Scales) -> TrainState:
     """A vector step's episodes in the state: every full episode that ended enters its player's
     ring, every reward its player's rate (once the members act), every next observation the
     normaliser; a finished slot restarts its return and draws its next player (from `probs`,
-    or uniformly)."""
+    or uniformly) and its exploration scale."""
     slots = state.slots
     ep_return = slots.ep_return + out.reward
     finished = out.terminated | out.truncated
@@ -186,7 +212,8 @@ def record_step(state: TrainState, env: envs.EnvState, out: envs.StepOut,
     slots = Slots(
         env=env, player=selection.redraw_finished(key, slots.player, finished, k, probs),
         ep_return=jnp.where(finished, 0.0, ep_return), ep_full=slots.ep_full | finished,
-        ep_start=jnp.where(finished, phases_passed, slots.ep_start))
+        ep_start=jnp.where(finished, phases_passed, slots.ep_start),
+        std_scale=scales.redraw(jax.random.fold_in(key, 1), slots.std_scale, finished))
     return state.replace(
         slots=slots, norm=norm_lib.update(state.norm, seen.next_obs),
         ring=election.record(state.ring, seen.player, seen.ep_return, seen.ended, seen.ep_start),
@@ -234,12 +261,16 @@ def make_iteration(config: Config, task: envs.Task, ensemble: Ensemble,
     cadence = EvalCadence.of(config)
     no_metrics = {name: jnp.zeros(k) for name in METRICS}
     skip = phases.make_skip(k)
+    updates = Updates.of(config, devices)
+    scales = exploration.Scales.of(config)
+    # the actor's metrics are NaN on the updates --policy_delay skips: averaged over the others
+    over_updates = jnp.nanmean if config.policy_delay > 1 else jnp.mean
 
     def sac_updates(state: TrainState, key: jax.Array) -> tuple[TrainState, dict]:
-        members, metrics = sac_steps(ensemble, state.members, state.buffer, state.norm, key,
-                                     config.updates_per_step, devices.local(config.batch_size))
-        return state.replace(members=members), devices.mean(jax.tree.map(lambda x: x.mean(0),
-                                                                         metrics))
+        members, metrics = sac_steps(ensemble, updates, state.members, state.buffer, state.norm,
+                                     key, config.updates_per_step)
+        return state.replace(members=members), devices.mean(
+            jax.tree.map(lambda x: over_updates(x, 0), metrics))
 
     def iteration(carry: tuple[TrainState, Schedule],
                   _: None) -> tuple[tuple[TrainState, Schedule], IterationLog]:
@@ -251,7 +282,8 @@ def make_iteration(config: Config, task: envs.Task, ensemble: Ensemble,
 
         # ACT: every member's action, each slot's player's picked (uniform before they act)
         slots = state.slots
-        action = act(ensemble, state.members, state.norm, slots.env.obs, slots.player, keys.act)
+        action = act(ensemble, state.members, state.norm, slots.env.obs, slots.player, keys.act,
+                     slots.std_scale if scales.on else None)
         uniform = jax.random.uniform(keys.explore, action.shape, minval=-1.0, maxval=1.0)
         action = jnp.where(acting, action, uniform)
 
@@ -259,13 +291,14 @@ def make_iteration(config: Config, task: envs.Task, ensemble: Ensemble,
         env, out = task.step(slots.env, action, keys.env)
         buffer = replay.add(state.buffer, replay.Batch(
             obs=slots.env.obs, action=action, reward=out.reward, next_obs=out.next_obs,
-            terminated=out.terminated.astype(jnp.float32)))
+            terminated=out.terminated.astype(jnp.float32),
+            truncated=out.truncated.astype(jnp.float32)))
 
         # EPISODES: R_k's statistics, the normaliser, the next players (drawn by R_k as it was)
         probs = selection.episode_probs(config, phases.statistic(config, task, state),
                                         steps_after, acting)
         state = record_step(state.replace(buffer=buffer, key=keys.loop), env, out, sched.phases,
-                            acting, probs, keys.select, devices, k)
+                            acting, probs, keys.select, devices, k, scales)
 
         # UPDATE: U SAC updates of every member, once past learning_starts
         learning = steps_after >= config.learning_starts
@@ -308,7 +341,7 @@ def make_iteration(config: Config, task: envs.Task, ensemble: Ensemble,
 
 def make_train(config: Config, task: envs.Task | None = None) -> Trainer:
     task = task or envs.make_task(config)
-    ensemble = make_ensemble(config, task.obs_size, task.action_size)
+    ensemble = make_ensemble(config, task.obs_size, task.action_size, task.reward_bound)
     k, n = ensemble.size, config.num_envs
     devices = parallel.Parallel(config)  # the identity on one device (parallel.py)
     evaluate = make_score(task, ensemble, config.eval_episodes)
