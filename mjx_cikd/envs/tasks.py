@@ -165,8 +165,9 @@ def _no_iteration_prints(env) -> None:
 def _size_contacts(env, worlds: int) -> None:
     """Playground reads `naconmax` when it builds a Data (at every reset): the buffer for
     `worlds` worlds instead of its GPU-sized figure (`contacts`)."""
-    shipped = int(getattr(env._config, "naconmax", 0) or 0)
-    env._config.naconmax = contacts.capacity(env.mj_model, worlds, shipped)
+    shipped = getattr(env._config, "naconmax", None)
+    if shipped:  # absent, None or 0: the source's own choice stands
+        env._config.naconmax = contacts.capacity(env.mj_model, worlds, int(shipped))
 
 
 @struct.dataclass
