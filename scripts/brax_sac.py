@@ -25,6 +25,8 @@ from brax.training.agents.sac import train as sac_train  # noqa: E402
 from mujoco_playground import registry, wrapper  # noqa: E402
 from mujoco_playground.config import dm_control_suite_params  # noqa: E402
 
+from mjx_cikd.config import budget  # noqa: E402
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,6 +35,10 @@ def main(argv=None):
     parser.add_argument("--total_steps", type=int, default=200_000, help="env steps")
     parser.add_argument("--eval_every", type=int, default=10_000, help="env steps")
     parser.add_argument("--eval_episodes", type=int, default=10, help="deterministic episodes")
+    parser.add_argument("--num_envs", type=int, default=128,
+                        help="N; away from Playground's 128 the batch and the updates per vector "
+                             "step keep its replay ratio by mjx_cikd's own rule "
+                             "(mjx_cikd/config/budget.py), so both systems scale alike")
     parser.add_argument("--out", required=True, help="the run directory to write")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
@@ -41,7 +47,7 @@ def main(argv=None):
     env = registry.load(args.env, config_overrides={"impl": "jax"})
     params = dm_control_suite_params.brax_sac_config(args.env).to_dict()
     params.update(num_timesteps=args.total_steps,
-                  num_evals=args.total_steps // args.eval_every + 1)
+                  num_evals=args.total_steps // args.eval_every + 1, **scaled(args.num_envs))
     net = dict(params.pop("network_factory"))
     params.pop("num_resets_per_eval", None)  # Playground's train script's, not Brax's train
     (out / "config.json").write_text(json.dumps(dict(
@@ -50,6 +56,16 @@ def main(argv=None):
         **params), indent=2))
     with open(out / "metrics.jsonl", "w") as log:
         _train(args, env, params, net, log, start)
+
+
+def scaled(num_envs: int) -> dict:
+    """Playground's N, batch, updates per vector step and warm-up at `num_envs` envs, derived as
+    `scripts/train.py --num_envs N` derives its own (the shipped config is Playground's)."""
+    values = dict(num_envs=num_envs)
+    budget.follow_envs(values)
+    return dict(num_envs=num_envs, batch_size=values.get("batch_size", 512),
+                grad_updates_per_step=values.get("updates_per_step", 8),
+                min_replay_size=values.get("learning_starts", 8192))
 
 
 def _train(args, env, params: dict, net: dict, log, start: float) -> None:

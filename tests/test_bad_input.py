@@ -6,6 +6,7 @@ compares every file's size, time and bytes before and after."""
 
 import errno
 import hashlib
+import json
 import os
 import pathlib
 import shutil
@@ -16,6 +17,7 @@ import jax
 import pytest
 from conftest import script, tiny
 
+from mjx_cikd.config import ConfigError
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint, resources
 from mjx_cikd.host import run as run_module
@@ -93,6 +95,8 @@ CASES = {  # name: (argv after TINY (RUN_DIR: a copy of `done`), the line's gist
     "value out of range": (["--num_envs", "0"], "--num_envs must be >= 1, got 0", None),
     "inconsistent sizes": (["--widths", "64,32", "--ensemble_size", "3"],
                            "--widths lists 2 members but --ensemble_size is 3", None),
+    "layers beside widths": (["--widths", "64,32", "--critic_layers", "64,64"],
+                             "use one or the other", None),
     "existing run directory": (["--run_dir", "RUN_DIR"], "already holds a run", None),
     "corrupt checkpoint": (["--resume", "RUN_DIR"], "cannot read the checkpoint", _corrupt),
     "truncated checkpoint": (["--resume", "RUN_DIR"], "cannot read the checkpoint", _truncate),
@@ -284,3 +288,25 @@ def test_exhausted_accelerator_memory_is_one_line_with_the_fix_and_writes_nothin
             "trying to allocate 17179869184 bytes.) at --num_envs 8, --num_seeds 1, "
             "--buffer_size 2048: " + resources.HINT)
         assert _snapshot(tmp_path) == before and sorted(os.listdir(tmp_path)) == ["done"]
+
+
+def test_a_checkpoint_from_before_a_new_field_resumes_when_the_run_leaves_it_at_its_default(
+        runs, tmp_path):
+    """A field added since the checkpoint was written reads as its default there (a new field
+    defaults to the behaviour before it); one the run sets otherwise is still refused."""
+    root, _ = runs
+    run_dir = tmp_path / "done"
+    shutil.copytree(root / "done", run_dir)
+    step = checkpoint.latest(run_dir)
+    path = checkpoint.path(run_dir) / str(step) / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    assert checkpoint.verify(run_dir, step, meta)["config"] == meta["config"]
+    older = json.loads(path.read_text())
+    for name in ("critic_layers", "n_step", "gamma"):  # the run leaves these at their defaults
+        del older["config"][name]
+    path.write_text(json.dumps(older))
+    checkpoint.verify(run_dir, step, meta)  # resumes
+    del older["config"]["num_envs"]  # the run's 8 is not the default 128
+    path.write_text(json.dumps(older))
+    with pytest.raises(ConfigError, match="its config differs in num_envs"):
+        checkpoint.verify(run_dir, step, meta)

@@ -16,8 +16,8 @@ from mjx_cikd.config import load_profile, resolve
 
 def test_layer_norm_sits_in_the_critics_hidden_layers_only_when_asked():
     obs, act = jnp.ones((4, 3)), jnp.zeros((4, 1))
-    plain = networks.Critic(16, 2).init(jax.random.key(0), obs, act)
-    normed = networks.Critic(16, 2, layer_norm=True).init(jax.random.key(0), obs, act)
+    plain = networks.Critic((16, 16)).init(jax.random.key(0), obs, act)
+    normed = networks.Critic((16, 16), layer_norm=True).init(jax.random.key(0), obs, act)
     names = lambda p: {k for mlp in p["params"].values() for k in mlp}  # noqa: E731
     assert not any("LayerNorm" in n for n in names(plain))
     assert sum("LayerNorm" in n for n in names(normed)) == 2  # one per hidden layer
@@ -27,7 +27,7 @@ def test_softplus_scale_starts_wider_and_target_entropy_scales():
     obs = jnp.zeros((1, 3))
     stds = {}
     for bounds in ("smooth", "softplus"):
-        actor = networks.Actor(16, 2, 2, bounds)
+        actor = networks.Actor((16, 16), 2, bounds)
         params = jax.tree.map(jnp.zeros_like, actor.init(jax.random.key(0), obs))  # raw = 0
         stds[bounds] = float(jnp.exp(actor.apply(params, obs)[1]).mean())
     assert abs(stds["smooth"] - np.exp(-1.5)) < 1e-5

@@ -8,7 +8,7 @@ from mjx_cikd.agent import networks
 
 
 def _log_std(bounds, scale):
-    actor = networks.Actor(16, 1, 2, bounds)
+    actor = networks.Actor((16,), 2, bounds)
     params = actor.init(jax.random.key(0), jnp.zeros((1, 3)))
     params = jax.tree.map(lambda x: x * scale, params)  # huge weights: pre-activations far out
     obs = jax.random.normal(jax.random.key(1), (256, 3))

@@ -1,7 +1,8 @@
 """The SAC parts of the massively parallel recipe (issue 29), each a flag: the twin Qs' mean in
 the target and the actor's objective (`--twin_q mean`), the actors moved at every d-th update
-(`--policy_delay`), AdamW's decay (`--weight_decay`), and per-env exploration scales drawn at
-episode starts (`--explore_std_min/max`), the last on a real task."""
+(`--policy_delay`), AdamW's decay (`--weight_decay`), per-layer widths (`--actor_layers`,
+`--critic_layers`), and per-env exploration scales drawn at episode starts
+(`--explore_std_min/max`), the last on a real task."""
 
 import jax
 import jax.numpy as jnp
@@ -93,13 +94,29 @@ def test_weight_decay_shrinks_parameters_that_no_gradient_moves():
         np.testing.assert_allclose(params["w"] + updates["w"], expected, rtol=1e-6)
 
 
+def _kernels(params) -> list[tuple[int, ...]]:
+    return [leaf.shape for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+            if "kernel" in jax.tree_util.keystr(path)]
+
+
+def test_per_layer_widths_shape_the_actor_and_each_twin_critic():
+    sac = sac_lib.make_sac(tiny(actor_layers=(24, 12, 6), critic_layers=(20, 10)), OBS, ACT, 16)
+    agent = sac.init(jax.random.key(0))
+    assert _kernels(agent.actor) == [(OBS, 24), (24, 12), (12, 6), (6, 2 * ACT)]
+    twin = [(OBS + ACT, 20), (20, 10), (10, 1)]
+    assert _kernels(agent.critic) == twin + twin
+    # without them, --hidden_layers layers of the member's width
+    plain = sac_lib.make_sac(tiny(hidden_layers=3), OBS, ACT, 16).init(jax.random.key(0))
+    assert _kernels(plain.actor) == [(OBS, 16), (16, 16), (16, 16), (16, 2 * ACT)]
+
+
 def test_each_env_explores_with_its_own_scale_redrawn_only_when_its_episode_starts():
     """CartpoleSwingup with episodes of 6 steps (staggered: they end at different steps), with
     every part of the recipe on at once: they train together, every update finite."""
     config = tiny(env="CartpoleSwingup", episode_length=6, num_envs=8, algo="ensemble",
                   ensemble_size=2, explore_std_min=0.25, explore_std_max=2.0, log_every=8,
                   total_steps=80, learning_starts=16, n_step=3, critic_atoms=11,
-                  twin_q="mean", policy_delay=2, weight_decay=1e-3)
+                  twin_q="mean", policy_delay=2, weight_decay=1e-3, critic_layers=(24, 12))
     _, states, logs = stepwise(config, 8)
     for log in logs:  # one vector step each; the updates begin at the third
         for name in ("critic_loss", "actor_loss", "q"):

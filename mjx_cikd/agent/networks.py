@@ -21,15 +21,14 @@ SOFTPLUS_MIN_STD = 0.001  # brax/training/distribution.py, NormalTanhDistributio
 
 
 class MLP(nn.Module):
-    width: int
-    layers: int
+    sizes: tuple[int, ...]  # each hidden layer's width, input side first
     out: int
     layer_norm: bool = False  # LayerNorm after each hidden activation (Brax's MLP order)
 
     @nn.compact
     def __call__(self, x):
-        for _ in range(self.layers):
-            x = nn.relu(nn.Dense(self.width)(x))
+        for size in self.sizes:
+            x = nn.relu(nn.Dense(size)(x))
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
         return nn.Dense(self.out)(x)
@@ -38,14 +37,13 @@ class MLP(nn.Module):
 class Actor(nn.Module):
     """s -> (mu, log_sigma) of the pre-tanh Gaussian."""
 
-    width: int
-    layers: int
+    sizes: tuple[int, ...]  # hidden layers' widths (Config.actor_sizes)
     action_size: int
     log_std_bounds: str = "smooth"  # smooth | clip | softplus (config.log_std_bounds)
 
     @nn.compact
     def __call__(self, obs):
-        out = MLP(self.width, self.layers, 2 * self.action_size)(obs)
+        out = MLP(self.sizes, 2 * self.action_size)(obs)
         mean, raw = jnp.split(out, 2, axis=-1)
         if self.log_std_bounds == "clip":
             return mean, jnp.clip(raw, CLIP_LOG_STD_MIN, LOG_STD_MAX)
@@ -62,8 +60,7 @@ class Critic(nn.Module):
     (C51, `distributional.py`) each twin outputs logits over the support's atoms: the call gives
     their means as [Q1, Q2], and with `logits=True` the logits [..., 2, A]."""
 
-    width: int
-    layers: int
+    sizes: tuple[int, ...]  # each twin's hidden layers' widths (Config.critic_sizes)
     layer_norm: bool = False
     support: distributional.Support | None = None  # C51's atoms, or None: a scalar Q
 
@@ -71,9 +68,9 @@ class Critic(nn.Module):
     def __call__(self, obs, action, logits: bool = False):
         x = jnp.concatenate([obs, action], axis=-1)
         if self.support is None:
-            q = [MLP(self.width, self.layers, 1, self.layer_norm)(x)[..., 0] for _ in range(2)]
+            q = [MLP(self.sizes, 1, self.layer_norm)(x)[..., 0] for _ in range(2)]
             return jnp.stack(q, axis=-1)
-        out = jnp.stack([MLP(self.width, self.layers, self.support.atoms, self.layer_norm)(x)
+        out = jnp.stack([MLP(self.sizes, self.support.atoms, self.layer_norm)(x)
                          for _ in range(2)], axis=-2)
         return out if logits else distributional.mean(out, self.support.atoms_at())
 

@@ -184,8 +184,8 @@ def make_sac(config: Config, obs_size: int, action_size: int, width: int,
     tx = parallel.Parallel(config).optimizer
     support = distributional.support(config, reward_bound)
     return SAC(
-        actor=networks.Actor(width, config.hidden_layers, action_size, config.log_std_bounds),
-        critic=networks.Critic(width, config.hidden_layers, config.critic_layer_norm, support),
+        actor=networks.Actor(config.actor_sizes(width), action_size, config.log_std_bounds),
+        critic=networks.Critic(config.critic_sizes(width), config.critic_layer_norm, support),
         actor_tx=adam(config, config.actor_lr),
         critic_tx=adam(config, config.critic_lr),
         alpha_tx=tx(optax.adam(config.alpha_lr)),

@@ -53,15 +53,24 @@ class System:
     name: str  # the legend
     slug: str  # the directory
     argv: tuple[str, ...]  # the command's own flags (task, seed, steps and out are added)
+    num_envs: int = 128  # N (Brax's batch and updates follow it as ours do: brax_sac.py)
+    eval_every: int = EVAL_EVERY  # env steps between evaluations, on both systems
+
+    @property
+    def is_brax(self) -> bool:
+        return self.slug.startswith("brax")
 
     def command(self, task: str, seed: int, total_steps: int, out: pathlib.Path) -> list[str]:
-        if self.slug == "brax":
+        if self.is_brax:
             return [sys.executable, str(REPO / "scripts" / "brax_sac.py"), "--env", task,
                     "--seed", str(seed), "--total_steps", str(total_steps), "--eval_every",
-                    str(EVAL_EVERY), "--eval_episodes", str(EVAL_EPISODES), "--out", str(out)]
-        return [sys.executable, str(REPO / "scripts" / "train.py"), *self.argv, "--algo", "sac",
-                "--impl", "jax", "--env", task, "--seed", str(seed), "--total_steps",
-                str(total_steps), "--log_every", str(EVAL_EVERY), "--eval_episodes",
+                    str(self.eval_every), "--eval_episodes", str(EVAL_EPISODES), "--num_envs",
+                    str(self.num_envs), "--out", str(out)]
+        envs = ("--num_envs", str(self.num_envs)) if self.num_envs != 128 else ()
+        return [sys.executable, str(REPO / "scripts" / "train.py"), "--algo", "sac",
+                "--impl", "jax", *envs, *self.argv, "--env", task,
+                "--seed", str(seed), "--total_steps", str(total_steps), "--log_every",
+                str(self.eval_every), "--eval_every", str(self.eval_every), "--eval_episodes",
                 str(EVAL_EPISODES), "--run_dir", str(out), "--compile_cache", "",
                 "--checkpoint_every", "0", "--checkpoint_buffer", "false", "--tensorboard",
                 "false", "--progress", "false"]
@@ -179,48 +188,54 @@ def _median_of(values: list[float]) -> str:
 
 
 def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
-           total_steps: int = TOTAL_STEPS) -> list[pathlib.Path]:
+           total_steps: int = TOTAL_STEPS, name: str = "baseline") -> list[pathlib.Path]:
+    """OUT/NAME.md (final returns, IQM, steps and seconds to each threshold, and each of our
+    systems' probability of improvement over Brax at its N) and OUT/NAME.png (the curves)."""
     out.mkdir(parents=True, exist_ok=True)
     runs = collect(root, tasks, systems)
-    grid = np.arange(EVAL_EVERY, total_steps + 1, EVAL_EVERY)
+    every = min(s.eval_every for s in systems)
+    grid = np.arange(every, total_steps + 1, every)
     # the final return: each run's last evaluation (all end within one vector step of the budget)
     finals = {k: np.array([s.returns[-1] for s in v]) for k, v in runs.items()}
     lines = ["| task | system | seeds | final return, mean | 95% CI | IQM | 95% CI | env steps "
              "to threshold, median (seeds reaching it) | wall-clock s to threshold, median |",
              "|---|---|---|---|---|---|---|---|---|"]
+    names = {s.slug: s.name for s in systems}
     iqm = stats.iqm_ci({f"{t}|{s}": v[:, None] for (t, s), v in finals.items()})
     for (task, slug), seeds in runs.items():
         band = stats.bootstrap_ci(finals[task, slug])
         q = iqm[f"{task}|{slug}"]
         for threshold in THRESHOLDS[task]:
             hits = [reach(s, threshold) for s in seeds]
-            lines.append(f"| {task} (>= {threshold:.0f}) | {_name(slug)} | {len(seeds)} | "
+            lines.append(f"| {task} (>= {threshold:.0f}) | {names[slug]} | {len(seeds)} | "
                          f"{stats.fmt_interval(band.mean, band.low, band.high)} | "
                          f"{stats.fmt_interval(*q)} | {_median_of([h[0] for h in hits])} | "
                          f"{_median_of([h[1] for h in hits])} |")
     lines += ["", "Probability of improvement at equal env steps (final return), rliable:", "",
               "| task | X | Y | P(X > Y) | 95% CI |", "|---|---|---|---|---|"]
     pairs = {}
-    for x in (s.slug for s in systems if s.slug != "brax"):
-        both = [t for t in tasks if (t, x) in finals and (t, "brax") in finals]
+    anchor = {s.num_envs: s.slug for s in systems if s.is_brax}  # Brax at the same N
+    for x, y in ((s.slug, anchor.get(s.num_envs)) for s in systems if not s.is_brax):
+        both = [t for t in tasks if (t, x) in finals and (t, y) in finals]
         for t in both:
-            pairs[t, x] = (finals[t, x][:, None], finals[t, "brax"][:, None])
-        sizes = {(finals[t, x].size, finals[t, "brax"].size) for t in both}
+            pairs[t, x] = (finals[t, x][:, None], finals[t, y][:, None])
+        sizes = {(finals[t, x].size, finals[t, y].size) for t in both}
         if len(both) > 1 and len(sizes) == 1:
             pairs["all tasks", x] = (np.stack([finals[t, x] for t in both], 1),
-                                     np.stack([finals[t, "brax"] for t in both], 1))
+                                     np.stack([finals[t, y] for t in both], 1))
+    names = {s.slug: s.name for s in systems}
     for (task, x), p in stats.improvement_ci(pairs).items():
-        lines.append(f"| {task} | {_name(x)} | {_name('brax')} | {stats.fmt_interval(*p)} |")
-    table = out / "baseline.md"
+        y = anchor[next(s.num_envs for s in systems if s.slug == x)]
+        lines.append(f"| {task} | {names[x]} | {names[y]} | {stats.fmt_interval(*p)} |")
+    table = out / f"{name}.md"
     table.write_text("\n".join(lines) + "\n")
-    return [table, plot(runs, grid, out / "baseline.png")]
+    return [table, plot(runs, grid, out / f"{name}.png", names)]
 
 
-def _name(slug: str) -> str:
-    return next(s.name for s in SYSTEMS if s.slug == slug)
+PALETTE = ("#e69f00", "#56b4e9", "#009e73", "#0072b2", "#d55e00", "#cc79a7", "#999999")
 
 
-def plot(runs: dict, grid: np.ndarray, path: pathlib.Path) -> pathlib.Path:
+def plot(runs: dict, grid: np.ndarray, path: pathlib.Path, names: dict) -> pathlib.Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,10 +251,13 @@ def plot(runs: dict, grid: np.ndarray, path: pathlib.Path) -> pathlib.Path:
         for (t, slug), seeds in runs.items():
             if t != task:
                 continue
-            color, style = styles.get(slug, ("#777777", ":"))
+            others = [x for x in dict.fromkeys(x for _, x in runs) if x not in styles]
+            color, style = styles.get(slug) or (
+                PALETTE[others.index(slug) % len(PALETTE)], ("-", "--", "-.")[
+                    others.index(slug) // len(PALETTE) % 3])
             band = stats.bootstrap_ci(np.stack([on_grid(s, grid) for s in seeds]))
             ax.plot(grid, band.mean, color=color, linestyle=style,
-                    label=f"{_name(slug)} ({len(seeds)} seeds)")
+                    label=f"{names[slug]} ({len(seeds)} seeds)")
             ax.fill_between(grid, band.low, band.high, color=color, alpha=0.15, linewidth=0)
         for threshold in THRESHOLDS[task]:
             ax.axhline(threshold, color="#999999", linewidth=0.8, linestyle=":")

@@ -31,7 +31,7 @@ SHAPES = ((), (1,), (3,), (1, 3), (1, 1), (5, 3))
 def time_shape(shape: tuple[int, ...], layer_norm: bool, batch: int = 512, width: int = 256,
                steps: int = 50, repeats: int = 5) -> float:
     """ms per critic gradient under vmaps of `shape` (outermost first)."""
-    critic = Critic(width, 2, layer_norm)
+    critic = Critic((width,) * 2, layer_norm)
     obs, action = jnp.ones((batch, 5)), jnp.ones((batch, 1))
     params = critic.init(jax.random.key(0), obs, action)
     grad = jax.grad(lambda p, o, a: jnp.mean(critic.apply(p, o, a) ** 2))

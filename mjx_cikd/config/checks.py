@@ -53,8 +53,9 @@ def _ranges(config: Config) -> None:
             raise ConfigError(f"--{name} must be 0 (off) or >= 2, got 1")
     if (config.v_min or config.v_max) and not config.v_min < config.v_max:
         raise ConfigError(f"--v_min {config.v_min} must be below --v_max {config.v_max}")
-    if any(w < 1 for w in config.widths):
-        raise ConfigError(f"--widths must all be >= 1, got {config.widths}")
+    for name in ("widths", "actor_layers", "critic_layers"):
+        if any(w < 1 for w in getattr(config, name)):
+            raise ConfigError(f"--{name} must all be >= 1, got {getattr(config, name)}")
 
 
 def has_lead_to_test(teacher: str, election_metric: str) -> bool:
@@ -80,6 +81,10 @@ def _together(config: Config) -> None:
         raise ConfigError(f"--n_step {config.n_step} needs more than (n - 1) N = "
                           f"{(config.n_step - 1) * config.num_envs} rows in the replay buffer; "
                           f"it holds {config.buffer_rows}")
+    if config.widths and (config.actor_layers or config.critic_layers):
+        raise ConfigError("--widths gives each member its width; --actor_layers and "
+                          "--critic_layers give every member the same layers: use one or the "
+                          "other")
     if config.widths and len(config.widths) != config.ensemble_size:
         raise ConfigError(f"--widths lists {len(config.widths)} members but --ensemble_size "
                           f"is {config.ensemble_size}")

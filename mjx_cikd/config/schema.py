@@ -82,6 +82,14 @@ class Config:
                              "layer", why="the paper's (Haarnoja et al. 2018, Table 1)")
     hidden_layers: int = knob(2, "hidden layers of every actor and critic", unit="layers",
                               why="the paper's (Haarnoja et al. 2018, Table 1)")
+    actor_layers: tuple[int, ...] = knob((), "each hidden layer's width of every actor, input "
+                                         "side first, comma-separated (--actor_layers "
+                                         "512,256,128: FastTD3's actor); empty: --hidden_layers "
+                                         "layers of the member's width", unit="units per layer")
+    critic_layers: tuple[int, ...] = knob((), "each hidden layer's width of every twin critic, "
+                                          "comma-separated (--critic_layers 768,384,192: "
+                                          "FastSAC's); empty: --hidden_layers layers of the "
+                                          "member's width", unit="units per layer")
     log_std_bounds: str = knob("softplus", "how the actor's log-std is bounded", choices={
         "smooth": "a tanh squash into [-5, 2]",
         "clip": "the authors' hard clip into [-20, 2] (train_ensemble_sac.py:82)",
@@ -303,6 +311,14 @@ class Config:
     @property
     def member_widths(self) -> tuple[int, ...]:
         return self.widths if self.widths else (self.hidden_width,) * self.ensemble_size
+
+    def actor_sizes(self, width: int) -> tuple[int, ...]:
+        """The hidden layers' widths of an actor of member width `width`."""
+        return self.actor_layers or (width,) * self.hidden_layers
+
+    def critic_sizes(self, width: int) -> tuple[int, ...]:
+        """The hidden layers' widths of each twin critic of member width `width`."""
+        return self.critic_layers or (width,) * self.hidden_layers
 
     @property
     def total_iters(self) -> int:

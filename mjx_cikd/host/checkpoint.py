@@ -32,7 +32,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mjx_cikd.config import RESUMABLE, ConfigError
+from mjx_cikd.config import RESUMABLE, Config, ConfigError
 from mjx_cikd.loop import parallel
 
 DIR = "checkpoints"
@@ -166,12 +166,15 @@ def _difference(have: dict, want: dict) -> str | None:
         return (f"it was written by a run on impl={have.get('impl')}, this one resolves to "
                 f"impl={want['impl']} (pass --impl {have.get('impl')} to a fresh run, or resume on "
                 f"a machine that has it)")
-    fields = sorted(k for k in set(have.get("config", {})) | set(want["config"])
-                    if have.get("config", {}).get(k) != want["config"].get(k))
+    theirs, defaults = have.get("config", {}), Config().to_dict()
+    # a field the checkpoint's version did not have yet reads as its default there (a new field
+    # defaults to the behaviour before it): a run that leaves it so resumes across the upgrade
+    fields = sorted(k for k in set(theirs) | set(want["config"])
+                    if theirs.get(k, defaults.get(k)) != want["config"].get(k))
     if fields:
         k = fields[0]
         return (f"its config differs in {', '.join(fields)} (e.g. {k}: checkpoint "
-                f"{have.get('config', {}).get(k)!r}, run {want['config'].get(k)!r})")
+                f"{theirs.get(k, defaults.get(k))!r}, run {want['config'].get(k)!r})")
     for part in ("shapes", "rows") if have.get("buffer") else ("shapes",):
         mine, theirs = have.get(part, {}), want[part]
         for name in sorted(set(mine) | set(theirs)):

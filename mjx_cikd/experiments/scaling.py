@@ -1,0 +1,87 @@
+"""The study of issue 29: does Vanilla-SAC learn at thousands of envs, and with which update budget
+and which parts of the massively parallel recipe (the choice of `profiles/parallel.toml`).
+
+Every arm is a `bench.baseline.System`: one seed per process, Brax's SAC among them at the same N
+with its batch and updates scaled by our rule (`scripts/brax_sac.py --num_envs`), the systems of
+a seed run one after another so that all see the same machine, a finished run skipped on a re-run
+(`baseline.run`); the report is `baseline.report`'s (final returns with bootstrap intervals, IQM,
+env steps and wall-clock to each threshold, each arm's probability of improvement over Brax at
+its N). The plan, its costs and its rules were written before any result: docs/results.md,
+"Thousands of envs (issue 29): the plan".
+
+The arms at N envs (B: batch, U: updates of it per vector step; the replay ratio U * B / N):
+  old      B = 512, U = 8: the defaults before the budget followed N (ratio 32 * 128 / N)
+  batch    the shipped derivation (`config/budget.py`): the ratio of 32 kept by the batch first
+  updates  the ratio kept by U at B = 512 (the updates per env step of 128 envs)
+  recipe   `batch` with every part of the recipe (RECIPE)
+  brax     Brax's SAC in Playground's config, B and U as `batch`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mjx_cikd.bench.baseline import System
+
+# a multiple of 128, 512 and 2048: every arm evaluates at a log point, on one grid
+EVAL_EVERY = 100_352
+# FastTD3's and FastSAC's parts, each a flag (README); the per-env scale multiplies the policy's
+# std (PQL draws its noise from U[0.05, 0.8], FastTD3 from U[0.001, 0.4], both as absolute
+# stds of a deterministic policy; a multiplier around 1 keeps SAC's own entropy-tuned scale)
+RECIPE = ("--n_step", "3", "--critic_atoms", "101", "--twin_q", "mean", "--policy_delay", "2",
+          "--explore_std_min", "0.5", "--explore_std_max", "2", "--weight_decay", "1e-3")
+PARTS = {"n-step": ("--n_step",), "C51": ("--critic_atoms",), "twin mean": ("--twin_q",),
+         "policy delay": ("--policy_delay",),
+         "per-env scale": ("--explore_std_min", "--explore_std_max"),
+         "AdamW": ("--weight_decay",)}
+
+
+def without(recipe: tuple[str, ...], flags: tuple[str, ...]) -> tuple[str, ...]:
+    """`recipe` less the flags named (each flag with its value)."""
+    pairs = list(zip(recipe[::2], recipe[1::2]))
+    return tuple(x for flag, value in pairs if flag not in flags for x in (flag, value))
+
+
+def arms(n: int) -> dict[str, System]:
+    """The study's arms at N = `n`, by short name."""
+    def arm(short: str, name: str, argv: tuple[str, ...] = ()) -> System:
+        return System(f"{name} (N={n})", f"{short}-n{n}", argv, num_envs=n, eval_every=EVAL_EVERY)
+
+    return {
+        "old": arm("old", "Vanilla-SAC, B 512 U 8", ("--batch_size", "512",
+                                                     "--updates_per_step", "8")),
+        "batch": arm("batch", "Vanilla-SAC, ratio kept by B"),
+        "updates": arm("updates", "Vanilla-SAC, ratio kept by U", ("--batch_size", "512")),
+        "recipe": arm("recipe", "Vanilla-SAC, recipe", RECIPE),
+        "brax": arm("brax", "Brax SAC, ratio kept by B"),
+        **{f"recipe-{part}": arm(f"recipe-no-{part.replace(' ', '-')}",
+                                 f"Vanilla-SAC, recipe less {part}", without(RECIPE, flags))
+           for part, flags in PARTS.items()},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of the plan: tasks at their budgets, N, the arms run at each N."""
+
+    question: str
+    budgets: dict  # task -> env steps
+    envs: tuple[int, ...]
+    arms: tuple[str, ...]
+    seeds: int = 3
+
+    def systems(self) -> tuple[System, ...]:
+        return tuple(arms(n)[a] for n in self.envs for a in self.arms)
+
+
+STAGES = {
+    "screen": Stage("Which update budget lets 2048 envs learn, and does the recipe add to it?",
+                    {"CartpoleSwingup": 1_000_000}, (2048,),
+                    ("brax", "old", "batch", "updates", "recipe")),
+    "across": Stage("Does the choice hold at 128 and 512 envs and on a second task?",
+                    {"CartpoleSwingup": 1_000_000, "ReacherEasy": 300_000}, (128, 512, 2048),
+                    ("brax", "batch")),
+    "ablate": Stage("Which parts of the recipe carry it (run only if the recipe wins the screen)?",
+                    {"CartpoleSwingup": 1_000_000}, (2048,),
+                    tuple(f"recipe-{p}" for p in PARTS)),
+}
