@@ -36,7 +36,8 @@ def main(argv=None):
             baseline.run(args.root, (task,), args.seeds or stage.seeds, steps, systems)
         else:
             for path in baseline.report(args.root, args.out or args.root, (task,), systems,
-                                        steps, name=f"{args.stage}-{task}"):
+                                        steps, name=f"{args.stage}-{task}",
+                                        thresholds=scaling.THRESHOLDS):
                 print(path)
 
 

@@ -210,7 +210,8 @@ def test_train_help_gives_each_flag_its_meaning_values_unit_and_default():
     assert "{train_returns,reward_rate,eval}" in metric
     for value, meaning in (("train_returns", "the paper's: mean of member k's last M"),
                            ("reward_rate", "mean reward per env step since the last phase"),
-                           ("eval", "the periodic deterministic evaluation (--eval_episodes per member)")):
+                           ("eval", "the periodic deterministic evaluation (--eval_episodes "
+                                    "per member)")):
         assert f"{value}: {meaning}" in " ".join(metric.split())
     assert "default: eval; why: at N = 64 and 256" in " ".join(metric.split())
     interval = text[text.index("--distill_interval_updates"):

@@ -28,7 +28,10 @@ def test_each_arm_runs_the_budget_it_is_named_for(tmp_path):
     assert budget["old"] == (512, 8, 2.0)
     assert budget["batch"] == (2048, 32, 32.0)
     assert budget["updates"] == (512, 128, 32.0)
-    assert budget["recipe"] == (2048, 32, 32.0)
+    assert budget["recipe"] == budget["ensemble"] == budget["cikd"] == (2048, 32, 32.0)
+    assert [(at[2048][a].algo, at[2048][a].ensemble_size) for a in ("batch", "ensemble",
+                                                                     "cikd")] == [
+        ("sac", 1), ("ensemble", 3), ("cikd", 3)]
     recipe = at[2048]["recipe"]
     assert (recipe.n_step, recipe.critic_atoms, recipe.twin_q, recipe.policy_delay) == (
         3, 101, "mean", 2)
@@ -82,9 +85,10 @@ def test_the_report_scores_each_arm_against_brax_at_its_own_n(tmp_path):
                    [(100_352, 100.0, 30.0), (200_704, ours_end + seed, 50.0)], ours=True)
     systems = tuple(arms[n][a] for n in (128, 2048) for a in ("brax", "batch"))
     table, png = baseline.report(root, tmp_path / "figs", ("CartpoleSwingup",), systems,
-                                 total_steps=200_704, name="screen")
+                                 total_steps=200_704, name="screen", thresholds=scaling.THRESHOLDS)
     text = table.read_text()
     assert table.name == "screen.md" and png.is_file()
+    assert "| CartpoleSwingup (>= 600) | Vanilla-SAC, ratio kept by B (N=128) | 3 |" in text
     # above Brax at 128 envs, below it at 2048: each against its own N's Brax
     assert ("| CartpoleSwingup | Vanilla-SAC, ratio kept by B (N=128) | Brax SAC, ratio kept by B "
             "(N=128) | 1 |") in text

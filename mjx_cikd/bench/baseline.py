@@ -188,7 +188,8 @@ def _median_of(values: list[float]) -> str:
 
 
 def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
-           total_steps: int = TOTAL_STEPS, name: str = "baseline") -> list[pathlib.Path]:
+           total_steps: int = TOTAL_STEPS, name: str = "baseline",
+           thresholds: dict = THRESHOLDS) -> list[pathlib.Path]:
     """OUT/NAME.md (final returns, IQM, steps and seconds to each threshold, and each of our
     systems' probability of improvement over Brax at its N) and OUT/NAME.png (the curves)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -205,7 +206,7 @@ def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
     for (task, slug), seeds in runs.items():
         band = stats.bootstrap_ci(finals[task, slug])
         q = iqm[f"{task}|{slug}"]
-        for threshold in THRESHOLDS[task]:
+        for threshold in thresholds[task]:
             hits = [reach(s, threshold) for s in seeds]
             lines.append(f"| {task} (>= {threshold:.0f}) | {names[slug]} | {len(seeds)} | "
                          f"{stats.fmt_interval(band.mean, band.low, band.high)} | "
@@ -229,13 +230,14 @@ def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
         lines.append(f"| {task} | {names[x]} | {names[y]} | {stats.fmt_interval(*p)} |")
     table = out / f"{name}.md"
     table.write_text("\n".join(lines) + "\n")
-    return [table, plot(runs, grid, out / f"{name}.png", names)]
+    return [table, plot(runs, grid, out / f"{name}.png", names, thresholds)]
 
 
 PALETTE = ("#e69f00", "#56b4e9", "#009e73", "#0072b2", "#d55e00", "#cc79a7", "#999999")
 
 
-def plot(runs: dict, grid: np.ndarray, path: pathlib.Path, names: dict) -> pathlib.Path:
+def plot(runs: dict, grid: np.ndarray, path: pathlib.Path, names: dict,
+         thresholds: dict = THRESHOLDS) -> pathlib.Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,7 +261,7 @@ def plot(runs: dict, grid: np.ndarray, path: pathlib.Path, names: dict) -> pathl
             ax.plot(grid, band.mean, color=color, linestyle=style,
                     label=f"{names[slug]} ({len(seeds)} seeds)")
             ax.fill_between(grid, band.low, band.high, color=color, alpha=0.15, linewidth=0)
-        for threshold in THRESHOLDS[task]:
+        for threshold in thresholds[task]:
             ax.axhline(threshold, color="#999999", linewidth=0.8, linestyle=":")
         ax.set(title=task, xlabel="env steps", xlim=(0, grid[-1]))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))

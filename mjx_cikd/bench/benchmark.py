@@ -7,11 +7,12 @@ one chunk of the loop (T iterations, a whole number of distillation periods):
     buffer, sampled and normalised as the trainer does (`trainer.sac_steps`);
   - one distillation phase alone (K > 1): `distillation.make_phase`, teacher 0;
   - acting alone: T times `trainer.act` (K actors on N observations, the index mask);
-  - the full loop (`trainer.chunk`, compiled by `compiled.build`, donated state) for sac (K = 1), and
-    ensemble and cikd (K > 1), in steady state: updates from the first iteration
+  - the full loop (`trainer.chunk`, compiled by `compiled.build`, donated state) for sac
+    (K = 1), and ensemble and cikd (K > 1), in steady state: updates from the first iteration
     (learning_starts = 0), phases from the first interval (distill_warmup = 0), a buffer that
     reads as full (batches gather from the whole ring, as after the first C/N iterations of a
-    run), no evaluation inside the timed chunks;
+    run), no evaluation inside the timed chunks but the one a phase point's election reads
+    (cikd under `--election_metric eval`, the default: one per chunk, as in a run);
   - compile time, replay bytes, peak device memory, and optionally the time to the first step of
     a fresh process with a cold and then a warm persistent compilation cache (`first_step`).
 The parts are built in `parts`; this module sizes them, times them together and turns the times
@@ -112,7 +113,8 @@ def chunk_iters(config, iters: int) -> int:
 
 def loop_config(base, num_envs: int, algo: str, ensemble_size: int, iters: int):
     """The config of one timed loop: the user's config at (N, algo, K), one chunk of
-    `chunk_iters` iterations, updates and phases from the start, no evaluation inside."""
+    `chunk_iters` iterations, updates and phases from the start, no evaluation inside but the
+    one the election reads at a phase point."""
     widths = base.widths
     if widths and len(widths) != ensemble_size:
         if len(set(widths)) != 1:

@@ -15,6 +15,10 @@ The arms at N envs (B: batch, U: updates of it per vector step; the replay ratio
   updates  the ratio kept by U at B = 512 (the updates per env step of 128 envs)
   recipe   `batch` with every part of the recipe (RECIPE)
   brax     Brax's SAC in Playground's config, B and U as `batch`
+  recipe-<part>   the recipe less one part; ensemble, cikd: K = 3 at the budget of `batch`
+
+Every stage writes under one root, so an arm an earlier stage ran (same task, N and seed) is not
+run again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import dataclasses
 
 from mjx_cikd.bench.baseline import System
 
+# issue 29's bar (every seed's best evaluation at least 600 on CartpoleSwingup) beside issue 21's
+THRESHOLDS = {"CartpoleSwingup": (200.0, 600.0, 700.0), "ReacherEasy": (700.0,)}
 # a multiple of 128, 512 and 2048: every arm evaluates at a log point, on one grid
 EVAL_EVERY = 100_352
 # FastTD3's and FastSAC's parts, each a flag (README); the per-env scale multiplies the policy's
@@ -54,6 +60,9 @@ def arms(n: int) -> dict[str, System]:
         "updates": arm("updates", "Vanilla-SAC, ratio kept by U", ("--batch_size", "512")),
         "recipe": arm("recipe", "Vanilla-SAC, recipe", RECIPE),
         "brax": arm("brax", "Brax SAC, ratio kept by B"),
+        # K = 3 at the budget of `batch` (the recipe's flags join them if the screen chooses it)
+        "ensemble": arm("ensemble", "Ensemble-SAC (K=3), ratio kept by B", ("--algo", "ensemble")),
+        "cikd": arm("cikd", "SAC-CIKD (K=3), ratio kept by B", ("--algo", "cikd")),
         **{f"recipe-{part}": arm(f"recipe-no-{part.replace(' ', '-')}",
                                  f"Vanilla-SAC, recipe less {part}", without(RECIPE, flags))
            for part, flags in PARTS.items()},
@@ -81,6 +90,8 @@ STAGES = {
     "across": Stage("Does the choice hold at 128 and 512 envs and on a second task?",
                     {"CartpoleSwingup": 1_000_000, "ReacherEasy": 300_000}, (128, 512, 2048),
                     ("brax", "batch")),
+    "k3": Stage("Do Ensemble-SAC and SAC-CIKD (K = 3) learn at 2048 envs with the chosen profile?",
+                {"CartpoleSwingup": 1_000_000}, (2048,), ("ensemble", "cikd")),
     "ablate": Stage("Which parts of the recipe carry it (run only if the recipe wins the screen)?",
                     {"CartpoleSwingup": 1_000_000}, (2048,),
                     tuple(f"recipe-{p}" for p in PARTS)),

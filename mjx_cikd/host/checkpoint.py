@@ -32,7 +32,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mjx_cikd.config import RESUMABLE, Config, ConfigError
+from mjx_cikd.config import BEFORE_FIELDS, RESUMABLE, Config, ConfigError
 from mjx_cikd.loop import parallel
 
 DIR = "checkpoints"
@@ -166,9 +166,10 @@ def _difference(have: dict, want: dict) -> str | None:
         return (f"it was written by a run on impl={have.get('impl')}, this one resolves to "
                 f"impl={want['impl']} (pass --impl {have.get('impl')} to a fresh run, or resume on "
                 f"a machine that has it)")
-    theirs, defaults = have.get("config", {}), Config().to_dict()
-    # a field the checkpoint's version did not have yet reads as its default there (a new field
-    # defaults to the behaviour before it): a run that leaves it so resumes across the upgrade
+    # a field the checkpoint's version did not have yet reads as what it meant then (the
+    # behaviour before it: its default, or `BEFORE_FIELDS` where the default has changed since),
+    # as the run's config.json does when it is read: a run that leaves it so resumes
+    theirs, defaults = have.get("config", {}), {**Config().to_dict(), **BEFORE_FIELDS}
     fields = sorted(k for k in set(theirs) | set(want["config"])
                     if theirs.get(k, defaults.get(k)) != want["config"].get(k))
     if fields:

@@ -52,4 +52,5 @@ def summarise(logs: IterationLog, ring: election.ReturnRing,
     found = faults.check(logs.metrics, logs.learning, bad_returns, ~logs.finite)
     return ChunkLog(metrics=metrics, recent_return=election.recent_mean(ring),
                     episodes=ring.count, phase=logs.phase, eval_due=logs.eval_due,
-                    eval_return=logs.eval_return, eval_se=logs.eval_se, faults=found, replicas_agree=replicas_agree)
+                    eval_return=logs.eval_return, eval_se=logs.eval_se, faults=found,
+                    replicas_agree=replicas_agree)
