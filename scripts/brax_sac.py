@@ -25,7 +25,7 @@ from brax.training.agents.sac import train as sac_train  # noqa: E402
 from mujoco_playground import registry, wrapper  # noqa: E402
 from mujoco_playground.config import dm_control_suite_params  # noqa: E402
 
-from mjx_cikd.config import budget  # noqa: E402
+from mjx_cikd.config import Config, budget  # noqa: E402
 
 
 def main(argv=None):
@@ -63,9 +63,9 @@ def scaled(num_envs: int) -> dict:
     `scripts/train.py --num_envs N` derives its own (the shipped config is Playground's)."""
     values = dict(num_envs=num_envs)
     budget.follow_envs(values)
-    return dict(num_envs=num_envs, batch_size=values.get("batch_size", 512),
-                grad_updates_per_step=values.get("updates_per_step", 8),
-                min_replay_size=values.get("learning_starts", 8192))
+    return dict(num_envs=num_envs, batch_size=values.get("batch_size", Config.batch_size),
+                grad_updates_per_step=values.get("updates_per_step", Config.updates_per_step),
+                min_replay_size=values.get("learning_starts", Config.learning_starts))
 
 
 def _train(args, env, params: dict, net: dict, log, start: float) -> None:

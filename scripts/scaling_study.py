@@ -30,7 +30,7 @@ def main(argv=None):
     unknown = set(chosen) - set(scaling.arms(128))
     if unknown:
         parser.error(f"unknown arms {sorted(unknown)}; known: {', '.join(scaling.arms(128))}")
-    systems = tuple(scaling.arms(n)[a] for n in stage.envs for a in chosen)
+    systems = stage.systems(chosen)
     for task, steps in stage.budgets.items():
         if args.command == "run":
             baseline.run(args.root, (task,), args.seeds or stage.seeds, steps, systems)

@@ -224,7 +224,6 @@ def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
         if len(both) > 1 and len(sizes) == 1:
             pairs["all tasks", x] = (np.stack([finals[t, x] for t in both], 1),
                                      np.stack([finals[t, y] for t in both], 1))
-    names = {s.slug: s.name for s in systems}
     for (task, x), p in stats.improvement_ci(pairs).items():
         y = anchor[next(s.num_envs for s in systems if s.slug == x)]
         lines.append(f"| {task} | {names[x]} | {names[y]} | {stats.fmt_interval(*p)} |")
@@ -249,11 +248,11 @@ def plot(runs: dict, grid: np.ndarray, path: pathlib.Path, names: dict,
     styles = {"brax": ("#000000", "-"), "ours-playground": ("#d55e00", "-"),
               "ours-old": ("#0072b2", "--"), "ours-playground-smooth": ("#009e73", "-."),
               "ours-defaults": ("#cc79a7", "-")}
+    others = [x for x in dict.fromkeys(x for _, x in runs) if x not in styles]  # in palette order
     for ax, task in zip(axes[0], tasks):
         for (t, slug), seeds in runs.items():
             if t != task:
                 continue
-            others = [x for x in dict.fromkeys(x for _, x in runs) if x not in styles]
             color, style = styles.get(slug) or (
                 PALETTE[others.index(slug) % len(PALETTE)], ("-", "--", "-.")[
                     others.index(slug) // len(PALETTE) % 3])

@@ -45,12 +45,10 @@ import jax
 from mjx_cikd.agent.ensemble import make_ensemble
 from mjx_cikd.bench import first_step, parts
 from mjx_cikd.bench.timing import per_round, time_interleaved
-from mjx_cikd.config import ConfigError, ceil_div, replace
+from mjx_cikd.config import NO_EVAL, ConfigError, ceil_div, replace
 from mjx_cikd.envs import contacts
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host.run import describe_device
-
-NO_EVAL = 2**31 - 1  # eval_every that never falls inside a timed chunk (int32 step counter)
 
 ROW_FIELDS = (
     "num_envs", "ensemble_size", "algo", "batch_size", "updates_per_step", "num_seeds",

@@ -40,6 +40,11 @@ class Arm:
     name: str  # its legend
     phase: dict | None  # the phase's Config fields (teacher, distill_steps, ...); None: no phase
 
+    @property
+    def teacher(self) -> str:
+        """Who teaches: the best audit's member, or a random one (`--teacher`'s rules)."""
+        return (self.phase or {}).get("teacher", "best")
+
 
 ARMS = (
     Arm("none", "no phase", None),
@@ -57,13 +62,12 @@ class Elected(NamedTuple):
     """One seed's audit before the fork and the teacher it gives."""
 
     before: Score  # [K] each member's deterministic return and its standard error
-    teacher: jax.Array  # the best audit's member, or a random one (`Arm.phase["teacher"]`)
+    teacher: jax.Array  # the best audit's member, or a random one (`Arm.teacher`)
 
 
-def make_elect(task: Task, ensemble: Ensemble, arm: Arm, episodes: int):
-    """-> elect(state) -> Elected for one seed."""
+def make_elect(task: Task, ensemble: Ensemble, rule: str, episodes: int):
+    """-> elect(state) -> Elected for one seed, the teacher by `rule` (`Arm.teacher`)."""
     scorer = make_score(task, ensemble, episodes)
-    rule = (arm.phase or {}).get("teacher", "best")
 
     def elect(state: TrainState) -> Elected:
         key = state.eval_key

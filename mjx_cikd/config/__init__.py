@@ -27,10 +27,10 @@ from mjx_cikd.config.flags import (
     resolve,
     shadowed,
 )
-from mjx_cikd.config.schema import CHOICES, FIELDS, Config, ConfigError, ceil_div, knob
+from mjx_cikd.config.schema import CHOICES, FIELDS, NO_EVAL, Config, ConfigError, ceil_div, knob
 
-__all__ = ["BEFORE_FIELDS", "BOOLS", "CHOICES", "FIELDS", "PROFILE_DIRS", "RESUMABLE",
+__all__ = ["BEFORE_FIELDS", "BOOLS", "CHOICES", "FIELDS", "NO_EVAL", "PROFILE_DIRS", "RESUMABLE",
            "TRAIN_FLAGS", "Config", "ConfigError", "budget_warnings", "build_parser", "ceil_div",
            "check_budget", "coerce", "config_from_args", "describe", "field_types", "from_dict",
-           "knob", "load_profile", "parse_flags", "profile_dir", "replace", "resolve",
-           "shadowed", "validate"]
+           "knob", "load_profile", "parse_flags", "profile_dir", "replace", "resolve", "shadowed",
+           "validate"]

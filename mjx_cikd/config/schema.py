@@ -32,6 +32,9 @@ ENV_STEPS = "env steps"
 UPDATES = "SAC updates"
 # The SAC defaults are MuJoCo Playground's tuned config (brax_sac_config), chosen by the baseline
 # study against Brax's own SAC in that config (docs/results.md, issue 21)
+# an --eval_every that never falls inside a run (the loop's env-step counter is an int32): what
+# a benchmark's timed chunks and a fork's continuation set
+NO_EVAL = 2**31 - 1
 PLAYGROUND_WHY = "Playground's tuned SAC, chosen by the baseline study (docs/results.md)"
 
 

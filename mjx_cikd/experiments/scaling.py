@@ -79,8 +79,9 @@ class Stage:
     arms: tuple[str, ...]
     seeds: int = 3
 
-    def systems(self) -> tuple[System, ...]:
-        return tuple(arms(n)[a] for n in self.envs for a in self.arms)
+    def systems(self, chosen: tuple[str, ...] | None = None) -> tuple[System, ...]:
+        """The stage's arms (or `chosen` ones) at each of its N."""
+        return tuple(arms(n)[a] for n in self.envs for a in chosen or self.arms)
 
 
 STAGES = {

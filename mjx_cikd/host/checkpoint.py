@@ -169,13 +169,13 @@ def _difference(have: dict, want: dict) -> str | None:
     # a field the checkpoint's version did not have yet reads as what it meant then (the
     # behaviour before it: its default, or `BEFORE_FIELDS` where the default has changed since),
     # as the run's config.json does when it is read: a run that leaves it so resumes
-    theirs, defaults = have.get("config", {}), {**Config().to_dict(), **BEFORE_FIELDS}
-    fields = sorted(k for k in set(theirs) | set(want["config"])
-                    if theirs.get(k, defaults.get(k)) != want["config"].get(k))
+    saved, then = have.get("config", {}), {**Config().to_dict(), **BEFORE_FIELDS}
+    fields = sorted(k for k in set(saved) | set(want["config"])
+                    if saved.get(k, then.get(k)) != want["config"].get(k))
     if fields:
         k = fields[0]
         return (f"its config differs in {', '.join(fields)} (e.g. {k}: checkpoint "
-                f"{theirs.get(k, defaults.get(k))!r}, run {want['config'].get(k)!r})")
+                f"{saved.get(k, then.get(k))!r}, run {want['config'].get(k)!r})")
     for part in ("shapes", "rows") if have.get("buffer") else ("shapes",):
         mine, theirs = have.get(part, {}), want[part]
         for name in sorted(set(mine) | set(theirs)):

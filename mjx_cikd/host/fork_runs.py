@@ -21,23 +21,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from mjx_cikd.cikd import forks
-from mjx_cikd.config import ConfigError, replace
-from mjx_cikd.config.flags import from_dict
+from mjx_cikd.config import NO_EVAL, Config, ConfigError, replace
 from mjx_cikd.envs import contacts
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint
 from mjx_cikd.host.compiled import Compiled, build, seed_keys
+from mjx_cikd.host.run_dir import read_config
 from mjx_cikd.loop.state import TrainState
 from mjx_cikd.loop.trainer import Schedule, make_train
 
 HORIZONS = (0, 500, 1_500, 5_000)  # SAC updates of each member after the fork
-NO_EVAL = 2**31 - 1  # an --eval_every that never falls (the int32 env-step counter)
 
 
 class Base(NamedTuple):
     """The run forked from: its config, the continuation's program, the state at the fork."""
 
-    config: object  # the run's Config
+    config: Config  # the run's
     compiled: Compiled  # one iteration per chunk, no evaluation
     state: TrainState  # over seeds, as the checkpoint holds it
     schedule: Schedule
@@ -47,8 +46,7 @@ class Base(NamedTuple):
 def load(run_dir: str | pathlib.Path, step: int | None, episodes: int) -> Base:
     """The run in `run_dir` at env step `step` (its newest checkpoint if None), ready to fork:
     a ConfigError for a run that is not Ensemble-SAC or a checkpoint without its buffer."""
-    run_dir = pathlib.Path(run_dir)
-    config = from_dict(json.loads((run_dir / "config.json").read_text()))
+    config = read_config(run_dir)
     if config.algo != "ensemble":
         raise ConfigError(f"{run_dir} is a --algo {config.algo} run: forks start from an "
                           f"Ensemble-SAC run (--algo ensemble), whose only phase is the fork's")
@@ -57,7 +55,8 @@ def load(run_dir: str | pathlib.Path, step: int | None, episodes: int) -> Base:
                           f"and the training after it need it (--checkpoint_buffer true)")
     cont = replace(config, eval_every=NO_EVAL, log_every=config.num_envs, checkpoint_every=0,
                    tensorboard=False, progress="off")
-    worlds = contacts.worlds(cont) + config.num_seeds * config.ensemble_size * episodes
+    # the audits reset their worlds apart from the training's, as playback's episodes do
+    worlds = max(contacts.worlds(cont), config.num_seeds * config.ensemble_size * episodes)
     trainer = make_train(cont, envs.make_task(cont, worlds))
     compiled = build(cont, trainer)
     template = compiled.start(seed_keys(cont))
@@ -78,12 +77,11 @@ class Forker:
                                       in_axes=(0, None)))
 
     def elect(self, arm: forks.Arm):
-        rule = (arm.phase or {}).get("teacher", "best")
-        if rule not in self._elect:
+        if arm.teacher not in self._elect:
             trainer = self.base.compiled.trainer
-            self._elect[rule] = jax.jit(jax.vmap(forks.make_elect(
-                trainer.task, trainer.ensemble, arm, self.episodes)))
-        return self._elect[rule]
+            self._elect[arm.teacher] = jax.jit(jax.vmap(forks.make_elect(
+                trainer.task, trainer.ensemble, arm.teacher, self.episodes)))
+        return self._elect[arm.teacher]
 
     def fork(self, arm: forks.Arm):
         key = None if arm.phase is None else tuple(sorted(arm.phase.items()))

@@ -12,7 +12,6 @@ docs/evaluate.md for what was verified where).
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import pathlib
 import warnings
@@ -24,11 +23,12 @@ import numpy as np
 
 from mjx_cikd.agent.ensemble import Members
 from mjx_cikd.agent.normalizer import Normalizer
-from mjx_cikd.config import Config, ConfigError, from_dict
+from mjx_cikd.config import Config, ConfigError
 from mjx_cikd.envs import contacts
 from mjx_cikd.envs import tasks as envs
 from mjx_cikd.host import checkpoint
 from mjx_cikd.host.compiled import enable_compile_cache, seed_keys
+from mjx_cikd.host.run_dir import read_config
 from mjx_cikd.loop.evaluation import rollout
 from mjx_cikd.loop.trainer import Trainer, make_train
 
@@ -79,13 +79,7 @@ def load_run(run_dir: str | pathlib.Path, step: int | None = None, best: bool = 
     the best evaluation's), or a ConfigError saying why not; its task can play `episodes` per
     member and seed (at least the run's own evaluation)."""
     run_dir = pathlib.Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (it has no config.json)")
-    try:
-        config = from_dict(json.loads(config_path.read_text()))
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{config_path} is not valid JSON: {err}") from None
+    config = read_config(run_dir)
     # the only calls of the checkpoint's API here: one place to follow it when it changes
     step, root = _pick_step(run_dir, step, best)
     enable_compile_cache(config.compile_cache)  # a second playback of the run compiles less

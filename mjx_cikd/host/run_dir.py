@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from tensorboardX import SummaryWriter
 
-from mjx_cikd.config import ConfigError
+from mjx_cikd.config import Config, ConfigError, from_dict
 
 # what a run writes into its directory (experiments adds variant.json, which is not the run's)
 RUN_FILES = ("config.json", "run.json", "metrics.jsonl", "tb", "checkpoints", "best",
@@ -271,6 +271,17 @@ class NullLogger:
 
     def close(self, summary: dict | None = None) -> None:
         pass
+
+
+def read_config(run_dir: str | pathlib.Path) -> Config:
+    """The config a run directory's `config.json` holds, or a ConfigError saying why not."""
+    path = pathlib.Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (it has no config.json)")
+    try:
+        return from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not valid JSON: {err}") from None
 
 
 def read_metrics(run_dir: str | pathlib.Path, event: str | None = None) -> list[dict]:
