@@ -148,11 +148,19 @@ def test_curves_tables_and_steps_to_threshold(tmp_path):
 
     def reach(table):
         return {(r[1], r[2]): r[7] for r in _rows(table)
-                if len(r) == 8 and r[2] in ("best member", "worst member")}
+                if len(r) == 10 and r[2] in ("best member", "worst member")}
 
     table = "\n".join(tables.final_table(found))  # to the baseline's final return, 3.1
     assert reach(table) == {("Base", "best member"): "300", ("CIKD", "best member"): "200",
                             ("CIKD", "worst member"): "—"}
+    # beside the best member, the mean member's row (K = 2 only), and every curve's area: each
+    # seed's mean over its evaluations (best: 11/3 and 11.4/3; mean member: 6.5/3 and 8.2/3)
+    rows = {(r[1], r[2]): r for r in _rows(table) if len(r) == 10}
+    assert ("Base", "mean member") not in rows
+    assert rows["CIKD", "mean member"][5] == "3.1"
+    assert float(rows["CIKD", "best member"][8]) == pytest.approx((11 + 11.4) / 6, abs=0.01)
+    assert float(rows["CIKD", "mean member"][8]) == pytest.approx((6.5 + 8.2) / 6, abs=0.01)
+    assert float(rows["Base", "best member"][8]) == pytest.approx((6 + 6.2) / 6, abs=0.01)
     assert "best baseline Base, final return 3.1" in table
     assert reach("\n".join(tables.final_table(found, 4.5)))[("CIKD", "best member")] == "300"
     given = reach("\n".join(tables.final_table(found, {"ProbeTarget": 1.5})))

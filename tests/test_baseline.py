@@ -65,17 +65,21 @@ def test_the_shipped_sac_defaults_are_the_playground_profiles_and_the_old_ones_a
 
 
 def _write(run_dir, evals, ours: bool):
-    """A finished run: `evals` [(env_steps, return, wall_s)], as ours or Brax's script write it."""
+    """A finished run: `evals` [(env_steps, return, wall_s)], as ours or Brax's script write it
+    (ours with a mean member 100 below the best, and the budget each records)."""
     run_dir.mkdir(parents=True)
     rows = []
     for steps, ret, wall in evals:
         if ours:  # our wall-clock sits in the log record of the same step
             rows.append(dict(event="log", seed=0, env_steps=steps, wall_s=wall))
-            rows.append(dict(event="eval", seed=0, env_steps=steps, best=ret))
+            rows.append(dict(event="eval", seed=0, env_steps=steps, best=ret, mean=ret - 100))
         else:
             rows.append(dict(event="eval", seed=0, env_steps=steps, best=ret, wall_s=wall))
     rows.append(dict(event="run", phase="end"))
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run_dir / ("run.json" if ours else "config.json")).write_text(json.dumps(
+        dict(budget=dict(updates_per_env_step=0.0625)) if ours
+        else dict(num_envs=128, grad_updates_per_step=8)))
 
 
 def test_the_report_reads_both_systems_and_scores_thresholds(tmp_path):
@@ -100,6 +104,10 @@ def test_the_report_reads_both_systems_and_scores_thresholds(tmp_path):
     ours = next(line for line in text.splitlines() if "--profile playground" in line
                 and line.startswith("| ReacherEasy"))
     assert "| 3 | 951 |" in ours and "| 10,000 (3/3) | 30 (3/3) |" in ours
+    assert (seed.updates_per_env_step, baseline.load_seed(
+        root / "ReacherEasy" / "brax" / "seed0").updates_per_env_step) == (0.0625, 8 / 128)
+    # the mean member's final return, then the areas: the mean of each curve on the 10k grid
+    assert ours.endswith("| 851 | [850, 852] | 867 | [866.7, 867.3] | 767 | [766.7, 767.3] |"), ours
     brax = next(line for line in text.splitlines() if "Brax" in line and "(>= 700)" in line)
     assert "| 30,000 (3/3) | 60 (3/3) |" in brax
     assert "| ReacherEasy | Vanilla-SAC (--profile playground) | Brax SAC (Playground config) " \

@@ -229,7 +229,8 @@ def test_bad_noise_flags_are_one_line_errors(overrides, gist):
 def test_an_audited_run_on_a_real_task_ends_with_the_decided_summary(tmp_path):
     config = tiny(env="CartpoleSwingup", episode_length=100, algo="cikd", ensemble_size=3,
                   total_steps=1024, learning_starts=64, distill_interval=128,
-                  distill_warmup=128, audit_election=True, audit_episodes=16)
+                  distill_warmup=128, audit_election=True, audit_episodes=16,
+                  election_rule="confident", election_metric="eval")
     train(config, run_dir=tmp_path / "run", quiet=True)
     phases = [r for r in read_metrics(tmp_path / "run", "distill") if "hit" in r]
     assert len(phases) >= 4
@@ -239,3 +240,5 @@ def test_an_audited_run_on_a_real_task_ends_with_the_decided_summary(tmp_path):
     end = read_metrics(tmp_path / "run", "run")[-1]
     assert end["election_decided_phases"] == sum(r["decided"] for r in phases)
     assert "election_hit_rate_decided" in end and end["election_regret_normalized"] is not None
+    # the confident rule's coverage beside its hit rate: the share of elected phases it distilled
+    assert end["election_coverage"] == pytest.approx(np.mean([r["ran"] for r in phases]))

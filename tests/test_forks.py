@@ -12,6 +12,7 @@ from conftest import tiny
 
 from mjx_cikd.cikd import forks
 from mjx_cikd.config import ConfigError
+from mjx_cikd.experiments import fork_report
 from mjx_cikd.host import fork_runs
 from mjx_cikd.host.run import train
 
@@ -104,6 +105,12 @@ def test_the_runner_writes_each_arm_once_and_resumes(forker, tmp_path):
     assert all(len(r["returns"]) == 3 and r["fork_env_steps"] == 256 for r in audits)
     fork = [r for r in rows if r["event"] == "fork" and r["arm"] == "hard copy"]
     assert [r["teacher"] for r in fork] == [int(np.argmax(r["before"])) for r in fork]
+    # the report reads the records: right after the copy the teacher is the no-phase arm's,
+    # audited on the same episodes, and its students are no longer themselves
+    read = fork_report.load(path.parent)
+    assert read.label == "CartpoleSwingup at 256 env steps" and read.updates == (0, 2)
+    np.testing.assert_array_equal(fork_report.teacher_change(read, "hard copy")[1][:, 0], 0.0)
+    assert np.all(fork_report.student_gain(read, "hard copy")[:, 0] != 0.0)
 
 
 def test_forks_start_only_from_an_ensemble_run_that_kept_its_buffer(tmp_path):

@@ -139,8 +139,28 @@ THRESHOLDS = {"CartpoleSwingup": (200.0, 700.0), "ReacherEasy": (700.0,), "BallI
 
 class Seed(NamedTuple):
     steps: np.ndarray  # env steps of each evaluation
-    returns: np.ndarray  # the deterministic return there
+    returns: np.ndarray  # the best member's deterministic return there (the only one at K = 1)
     wall_s: np.ndarray  # seconds since the run began (compile included) when it was taken
+    mean_returns: np.ndarray  # the mean member's (= returns at K = 1 and for Brax)
+    updates_per_env_step: float  # SAC updates of each member per env step (NaN: not recorded)
+
+
+def _updates_per_env_step(run_dir: pathlib.Path) -> float:
+    """Ours: the budget `run.json` records; Brax's: its config's updates per vector step over N."""
+    for name, keys in (("run.json", ("budget", "updates_per_env_step")), ("config.json", ())):
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        if keys:
+            value = data.get(keys[0], {}).get(keys[1])
+            if value is not None:
+                return float(value)
+        elif "grad_updates_per_step" in data:  # Brax's script writes Playground's names
+            return data["grad_updates_per_step"] / data["num_envs"]
+        elif "updates_per_step" in data:
+            return data["updates_per_step"] / data["num_envs"]
+    return float("nan")
 
 
 def load_seed(run_dir: pathlib.Path) -> Seed | None:
@@ -153,13 +173,22 @@ def load_seed(run_dir: pathlib.Path) -> Seed | None:
     evals = [r for r in rows if r.get("event") == "eval"]
     wall = [r["wall_s"] if "wall_s" in r else clock[r["env_steps"]] for r in evals]
     return Seed(np.array([r["env_steps"] for r in evals]), np.array([r["best"] for r in evals]),
-                np.array(wall, dtype=float))
+                np.array(wall, dtype=float),
+                np.array([r.get("mean", r["best"]) for r in evals], dtype=float),
+                _updates_per_env_step(run_dir))
 
 
-def on_grid(seed: Seed, grid: np.ndarray) -> np.ndarray:
-    """The latest evaluation at or before each grid point (NaN before the first)."""
+def on_grid(seed: Seed, grid: np.ndarray, field: str = "returns") -> np.ndarray:
+    """The latest evaluation's `field` at or before each grid point (NaN before the first)."""
     idx = np.searchsorted(seed.steps, grid, side="right") - 1
-    return np.where(idx >= 0, seed.returns[np.clip(idx, 0, None)], np.nan)
+    return np.where(idx >= 0, getattr(seed, field)[np.clip(idx, 0, None)], np.nan)
+
+
+def area(seed: Seed, grid: np.ndarray, field: str = "returns") -> float:
+    """The area under the curve over the budget, per env step: the mean of the curve on the grid
+    (a point before the first evaluation counts 0), in return units, so that learning early
+    counts and a lucky last evaluation does not decide alone."""
+    return float(np.mean(np.nan_to_num(on_grid(seed, grid, field), nan=0.0)))
 
 
 def reach(seed: Seed, threshold: float) -> tuple[float, float]:
@@ -190,8 +219,10 @@ def _median_of(values: list[float]) -> str:
 def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
            total_steps: int = TOTAL_STEPS, name: str = "baseline",
            thresholds: dict = THRESHOLDS) -> list[pathlib.Path]:
-    """OUT/NAME.md (final returns, IQM, steps and seconds to each threshold, and each of our
-    systems' probability of improvement over Brax at its N) and OUT/NAME.png (the curves)."""
+    """OUT/NAME.md (final returns, IQM, steps and seconds to each threshold, the mean member's
+    final return and both curves' areas beside the best member's, and each of our systems'
+    probability of improvement over Brax at its N) and OUT/NAME.png (the curves against env
+    steps, SAC updates and wall-clock)."""
     out.mkdir(parents=True, exist_ok=True)
     runs = collect(root, tasks, systems)
     every = min(s.eval_every for s in systems)
@@ -199,19 +230,24 @@ def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
     # the final return: each run's last evaluation (all end within one vector step of the budget)
     finals = {k: np.array([s.returns[-1] for s in v]) for k, v in runs.items()}
     lines = ["| task | system | seeds | final return, mean | 95% CI | IQM | 95% CI | env steps "
-             "to threshold, median (seeds reaching it) | wall-clock s to threshold, median |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "to threshold, median (seeds reaching it) | wall-clock s to threshold, median | "
+             "final, mean member | 95% CI | area under the curve (best) | 95% CI | "
+             "area (mean member) | 95% CI |", "|---" * 15 + "|"]
     names = {s.slug: s.name for s in systems}
     iqm = stats.iqm_ci({f"{t}|{s}": v[:, None] for (t, s), v in finals.items()})
     for (task, slug), seeds in runs.items():
         band = stats.bootstrap_ci(finals[task, slug])
         q = iqm[f"{task}|{slug}"]
+        # beside the best member: the mean member, and both curves' areas (issue 30)
+        more = " | ".join(stats.fmt_interval(*stats.bootstrap_ci(values)) for values in (
+            [s.mean_returns[-1] for s in seeds], [area(s, grid) for s in seeds],
+            [area(s, grid, "mean_returns") for s in seeds]))
         for threshold in thresholds[task]:
             hits = [reach(s, threshold) for s in seeds]
             lines.append(f"| {task} (>= {threshold:.0f}) | {names[slug]} | {len(seeds)} | "
                          f"{stats.fmt_interval(band.mean, band.low, band.high)} | "
                          f"{stats.fmt_interval(*q)} | {_median_of([h[0] for h in hits])} | "
-                         f"{_median_of([h[1] for h in hits])} |")
+                         f"{_median_of([h[1] for h in hits])} | {more} |")
     lines += ["", "Probability of improvement at equal env steps (final return), rliable:", "",
               "| task | X | Y | P(X > Y) | 95% CI |", "|---|---|---|---|---|"]
     pairs = {}
@@ -235,8 +271,14 @@ def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
 PALETTE = ("#e69f00", "#56b4e9", "#009e73", "#0072b2", "#d55e00", "#cc79a7", "#999999")
 
 
+AXES = ("env steps", "SAC updates of each member", "wall-clock on one core, s")
+
+
 def plot(runs: dict, grid: np.ndarray, path: pathlib.Path, names: dict,
          thresholds: dict = THRESHOLDS) -> pathlib.Path:
+    """Each task's curves (mean of seeds, 95% bootstrap band) against env steps, against SAC
+    updates of each member (a run without a recorded budget is left out of that row) and
+    against wall-clock (the seeds' median clock at each evaluation), one row each."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,12 +286,14 @@ def plot(runs: dict, grid: np.ndarray, path: pathlib.Path, names: dict,
     from matplotlib.ticker import FuncFormatter
 
     tasks = list(dict.fromkeys(t for t, _ in runs))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    fig, axes = plt.subplots(len(AXES), len(tasks), figsize=(4.2 * len(tasks), 3.2 * len(AXES)),
+                             squeeze=False)
     styles = {"brax": ("#000000", "-"), "ours-playground": ("#d55e00", "-"),
               "ours-old": ("#0072b2", "--"), "ours-playground-smooth": ("#009e73", "-."),
               "ours-defaults": ("#cc79a7", "-")}
     others = [x for x in dict.fromkeys(x for _, x in runs) if x not in styles]  # in palette order
-    for ax, task in zip(axes[0], tasks):
+    thousands = FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k")
+    for column, task in enumerate(tasks):
         for (t, slug), seeds in runs.items():
             if t != task:
                 continue
@@ -257,21 +301,32 @@ def plot(runs: dict, grid: np.ndarray, path: pathlib.Path, names: dict,
                 PALETTE[others.index(slug) % len(PALETTE)], ("-", "--", "-.")[
                     others.index(slug) // len(PALETTE) % 3])
             band = stats.bootstrap_ci(np.stack([on_grid(s, grid) for s in seeds]))
-            ax.plot(grid, band.mean, color=color, linestyle=style,
-                    label=f"{names[slug]} ({len(seeds)} seeds)")
-            ax.fill_between(grid, band.low, band.high, color=color, alpha=0.15, linewidth=0)
-        for threshold in thresholds[task]:
-            ax.axhline(threshold, color="#999999", linewidth=0.8, linestyle=":")
-        ax.set(title=task, xlabel="env steps", xlim=(0, grid[-1]))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("deterministic evaluation return")
+            clock = np.nanmedian(np.stack([on_grid(s, grid, "wall_s") for s in seeds]), 0)
+            for row, x in enumerate((grid, grid * seeds[0].updates_per_env_step, clock)):
+                if not np.isfinite(x).any():
+                    continue
+                ax = axes[row][column]
+                ax.plot(x, band.mean, color=color, linestyle=style,
+                        label=f"{names[slug]} ({len(seeds)} seeds)")
+                ax.fill_between(x, band.low, band.high, color=color, alpha=0.15, linewidth=0)
+        for row, label in enumerate(AXES):
+            ax = axes[row][column]
+            for threshold in thresholds[task]:
+                ax.axhline(threshold, color="#999999", linewidth=0.8, linestyle=":")
+            ax.set(title=task if row == 0 else None, xlabel=label)
+            ax.set_xlim(left=0)
+            if row < 2:
+                ax.xaxis.set_major_formatter(thousands)
+            ax.grid(alpha=0.3)
+    for row in axes:
+        row[0].set_ylabel("deterministic evaluation return")
     handles, labels = axes[0][0].get_legend_handles_labels()
     ncol = 2 if len(tasks) < 3 else min(len(labels), 3)  # a row of five runs off the figure
     rows = -(-len(labels) // ncol)
-    fig.set_size_inches(max(4.2 * len(tasks), 8.0), 3.6 + 0.25 * rows)
+    height = 3.2 * len(AXES) + 0.25 * rows
+    fig.set_size_inches(max(4.2 * len(tasks), 8.0), height)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
-    fig.tight_layout(rect=(0, 0.08 * rows, 1, 1))
+    fig.tight_layout(rect=(0, 0.3 * rows / height, 1, 1))
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path

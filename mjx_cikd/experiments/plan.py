@@ -30,6 +30,7 @@ from mjx_cikd.experiments.sets import (  # noqa: F401 (callers read them from he
     BEST,
     DEFAULT_SEEDS,
     DEFAULT_TOTAL_STEPS,
+    MEAN,
     MEMBER,
     PAPER_TASKS,
     REPLACED,

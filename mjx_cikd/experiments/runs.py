@@ -18,6 +18,7 @@ import numpy as np
 from mjx_cikd.experiments import stats
 from mjx_cikd.experiments.plan import (
     BEST,
+    MEAN,
     MEMBER,
     SET_CURVES,
     WORST,
@@ -45,7 +46,7 @@ class Run:
 class Curve:
     label: str
     variant: str
-    kind: str  # BEST | WORST | MEMBER
+    kind: str  # BEST | WORST | MEMBER | MEAN (tables only)
     baseline: bool
     steps: np.ndarray
     values: np.ndarray  # [S, T]
@@ -128,6 +129,17 @@ def curves_of(run: Run) -> list[Curve]:
     if WORST in kinds and k > 1:
         out.append(curve(f"{rec.variant} (worst)", WORST, np.nanmin(run.returns, axis=-1)))
     return out
+
+
+def mean_member(run: Run) -> list[Curve]:
+    """The mean member's curve of a run with several members whose set draws the best (and
+    worst) one: what the tables put beside the best member (issue 30); none otherwise."""
+    rec = run.record
+    if MEMBER in SET_CURVES.get(rec.curves, SET_CURVES["best"]) or run.returns.shape[-1] < 2:
+        return []
+    values = np.nanmean(run.returns, axis=-1)
+    return [Curve(f"{rec.variant} (mean member)", rec.variant, MEAN, rec.baseline, run.steps,
+                  values, stats.bootstrap_ci(values))]
 
 
 def set_of(runs: list[Run]) -> ExperimentSet | None:

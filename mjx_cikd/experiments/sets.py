@@ -39,6 +39,7 @@ DEFAULT_TOTAL_STEPS = 1_000_000
 
 # The kinds of one curve, and what each set's figure draws of a run: `SET_CURVES[set.curves]`.
 BEST, WORST, MEMBER = "best", "worst", "member"
+MEAN = "mean"  # the mean member: a table row beside the best (runs.mean_member)
 SET_CURVES = {"best": (BEST,), "best+worst": (BEST, WORST), "members": (MEMBER,)}
 
 # Config fields every set defines itself, and the ones --out / --seeds replace.

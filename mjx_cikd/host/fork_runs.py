@@ -150,7 +150,7 @@ def run(forker: Forker, out, arms=forks.ARMS, horizons: tuple[int, ...] = HORIZO
                 say(f"[forks] {arm.name}: {data['updates']:,} updates after the fork, "
                     f"audited returns {np.round(np.mean(data['returns'], 0), 1).tolist()} "
                     f"(mean over seeds)")
-        rows.append(dict(event="end", arm=arm.name, fork_env_steps=base.step,
+        rows.append(dict(event="end", arm=arm.name, env=base.config.env, fork_env_steps=base.step,
                          episodes=forker.episodes, wall_s=time.perf_counter() - start))
         with path.open("a") as f:  # an arm lands whole or not at all
             f.write("".join(json.dumps(r) + "\n" for r in rows))
