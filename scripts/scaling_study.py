@@ -35,9 +35,15 @@ def main(argv=None):
         if args.command == "run":
             baseline.run(args.root, (task,), args.seeds or stage.seeds, steps, systems)
         else:
-            for path in baseline.report(args.root, args.out or args.root, (task,), systems,
-                                        steps, name=f"{args.stage}-{task}",
-                                        thresholds=scaling.THRESHOLDS):
+            paths = baseline.report(args.root, args.out or args.root, (task,), systems,
+                                    steps, name=f"{args.stage}-{task}",
+                                    thresholds=scaling.THRESHOLDS)
+            if task in scaling.BARS:  # the plan's rules, applied to what has finished
+                rules = scaling.decide(args.root, task)
+                with paths[0].open("a") as f:
+                    f.write("\n" + "\n".join(rules) + "\n")
+                print("\n".join(rules))
+            for path in paths:
                 print(path)
 
 

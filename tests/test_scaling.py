@@ -94,3 +94,38 @@ def test_the_report_scores_each_arm_against_brax_at_its_own_n(tmp_path):
             "(N=128) | 1 |") in text
     assert ("| CartpoleSwingup | Vanilla-SAC, ratio kept by B (N=2048) | Brax SAC, ratio kept by "
             "B (N=2048) | 0 |") in text
+
+
+def _finals(root, by_arm, n=2048):
+    """Finished runs whose last evaluations are `by_arm` {arm: [final per seed]}."""
+    for arm, ends in by_arm.items():
+        for seed, end in enumerate(ends):
+            _write(root / "CartpoleSwingup" / scaling.arms(n)[arm].slug / f"seed{seed}",
+                   [(100_352, 100.0, 20.0), (200_704, end, 40.0)], ours=True)
+
+
+def test_the_rules_choose_the_budget_and_the_recipe_from_the_records(tmp_path):
+    # updates ahead of batch in every pair of seeds; the recipe level with it
+    _finals(tmp_path / "a", {"batch": [300.0, 350.0, 620.0], "updates": [700.0, 650.0, 800.0],
+                             "recipe": [640.0, 820.0, 690.0]})
+    lines = scaling.decide(tmp_path / "a")
+    assert "- Vanilla-SAC, ratio kept by B (N=2048): best 300, 350, 620 -> does not learn" in lines
+    assert "- Vanilla-SAC, ratio kept by U (N=2048): best 700, 650, 800 -> learns" in lines
+    rule3 = next(line for line in lines if line.startswith("Rule 3"))
+    assert "P = 1 [1, 1]: wins -> the budget is `updates`" in rule3
+    rule4 = next(line for line in lines if line.startswith("Rule 4"))
+    assert rule4.startswith("Rule 4: `recipe` over `updates`") and "stays out" in rule4
+    # level budgets keep the shipped one; a recipe ahead of it enters, and an ablation decides
+    # a part only when it has run
+    _finals(tmp_path / "b", {"batch": [500.0, 600.0, 700.0], "updates": [550.0, 650.0, 580.0],
+                             "recipe": [900.0, 910.0, 920.0], "recipe-n-step": [100.0, 90.0, 80.0],
+                             "recipe-C51": [905.0, 890.0, 915.0]})
+    lines = scaling.decide(tmp_path / "b")
+    assert "-> the budget is `batch` (shipped)" in next(x for x in lines if x.startswith("Rule 3"))
+    assert "the recipe enters `parallel`" in next(x for x in lines if x.startswith("Rule 4"))
+    assert any(x.startswith("- n-step: ") and x.endswith("-> stays") for x in lines)
+    assert any(x.startswith("- C51: ") and x.endswith("-> goes") for x in lines)
+    assert "- AdamW: waits for the `recipe-AdamW` arm" in lines
+    # nothing decided before both budgets have finished
+    _finals(tmp_path / "c", {"batch": [500.0, 600.0, 700.0]})
+    assert scaling.decide(tmp_path / "c")[-1] == "Rule 3 waits for the `batch` and `updates` arms."

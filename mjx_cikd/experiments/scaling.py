@@ -18,17 +18,26 @@ The arms at N envs (B: batch, U: updates of it per vector step; the replay ratio
   recipe-<part>   the recipe less one part; ensemble, cikd: K = 3 at the budget of `batch`
 
 Every stage writes under one root, so an arm an earlier stage ran (same task, N and seed) is not
-run again.
+run again. `decide` applies the plan's rules 2-4 to what has finished: which arms learn, the
+budget, whether the recipe enters `parallel` and which of its parts stay.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
+import numpy as np
+
+from mjx_cikd.bench import baseline
 from mjx_cikd.bench.baseline import System
+from mjx_cikd.experiments import stats
+from mjx_cikd.experiments.decision import LEVEL, WINS, outcome
+from mjx_cikd.experiments.stats import fmt
 
 # issue 29's bar (every seed's best evaluation at least 600 on CartpoleSwingup) beside issue 21's
 THRESHOLDS = {"CartpoleSwingup": (200.0, 600.0, 700.0), "ReacherEasy": (700.0,)}
+BARS = {"CartpoleSwingup": 600.0, "ReacherEasy": 700.0}  # rule 2: every seed's best reaches it
 # a multiple of 128, 512 and 2048: every arm evaluates at a log point, on one grid
 EVAL_EVERY = 100_352
 # FastTD3's and FastSAC's parts, each a flag (README); the per-env scale multiplies the policy's
@@ -97,3 +106,56 @@ STAGES = {
                     {"CartpoleSwingup": 1_000_000}, (2048,),
                     tuple(f"recipe-{p}" for p in PARTS)),
 }
+
+
+# --------------------------------------------------------------------------------------
+# the plan's rules 2-4 applied to the records (docs/results.md), so that the choice of the
+# `parallel` profile is the program's and not the reader's
+
+
+def _beats(x: np.ndarray, y: np.ndarray) -> tuple[str, str]:
+    """Rule 1 on final returns [S]: (verdict of X over Y, "P = p [low, high]")."""
+    p, low, high = stats.improvement_ci({"x": (x[:, None], y[:, None])})["x"]
+    return outcome(low, high), f"P = {fmt(p)} [{fmt(low)}, {fmt(high)}]"
+
+
+def decide(root: pathlib.Path, task: str = "CartpoleSwingup", n: int = 2048) -> list[str]:
+    """Rules 2-4 at N = `n` on `task` from the finished runs under `root`: which arms learn, the
+    budget (`batch` unless `updates` beats it), whether the recipe enters (only if it beats the
+    chosen budget) and which of its parts stay (only those whose removal loses to the whole
+    recipe). A rule whose arms have not all finished says what it waits for."""
+    by_name = arms(n)
+    runs = baseline.collect(root, (task,), tuple(by_name.values()))
+    seeds = {name: runs[task, s.slug] for name, s in by_name.items() if (task, s.slug) in runs}
+    final = {name: np.array([s.returns[-1] for s in v]) for name, v in seeds.items()}
+    bar = BARS[task]
+    lines = [f"Rule 2 ({task}, N = {n}; learns: every seed's best evaluation >= {bar:.0f}):"]
+    for name, v in seeds.items():
+        best = [float(s.returns.max()) for s in v]
+        lines.append(f"- {by_name[name].name}: best {', '.join(fmt(b) for b in best)} -> "
+                     f"{'learns' if min(best) >= bar else 'does not learn'}")
+    if not {"batch", "updates"} <= final.keys():
+        return lines + ["Rule 3 waits for the `batch` and `updates` arms."]
+    verdict, p = _beats(final["updates"], final["batch"])
+    budget = "updates" if verdict == WINS else "batch"
+    lines.append(f"Rule 3: `updates` over `batch`, {p}: {verdict} -> the budget is `{budget}`"
+                 + (" (the batch cap drops to 512, U carries the ratio)" if budget == "updates"
+                    else " (shipped)"))
+    if "recipe" not in final:
+        return lines + ["Rule 4 waits for the `recipe` arm."]
+    verdict, p = _beats(final["recipe"], final[budget])
+    lines.append(f"Rule 4: `recipe` over `{budget}`, {p}: {verdict} -> "
+                 + ("the recipe enters `parallel`; `ablate` runs" if verdict == WINS
+                    else "the recipe stays out of `parallel`; `ablate` does not run"))
+    if verdict != WINS:
+        return lines
+    for part in PARTS:
+        name = f"recipe-{part}"
+        if name not in final:
+            lines.append(f"- {part}: waits for the `{name}` arm")
+            continue
+        verdict, p = _beats(final["recipe"], final[name])
+        lines.append(f"- {part}: the recipe over the recipe less it, {p}: {verdict} -> "
+                     + ("stays" if verdict == WINS else "goes" if verdict == LEVEL else
+                        "goes (the recipe is worse with it)"))
+    return lines
