@@ -39,6 +39,9 @@ def main(argv=None):
                         help="N; away from Playground's 128 the batch and the updates per vector "
                              "step keep its replay ratio by mjx_cikd's own rule "
                              "(mjx_cikd/config/budget.py), so both systems scale alike")
+    parser.add_argument("--batch_size", type=int,
+                        help="B at --num_envs (default: mjx_cikd's derivation); U follows it to "
+                             "keep the replay ratio, as `scripts/train.py --batch_size` does")
     parser.add_argument("--out", required=True, help="the run directory to write")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
@@ -47,7 +50,8 @@ def main(argv=None):
     env = registry.load(args.env, config_overrides={"impl": "jax"})
     params = dm_control_suite_params.brax_sac_config(args.env).to_dict()
     params.update(num_timesteps=args.total_steps,
-                  num_evals=args.total_steps // args.eval_every + 1, **scaled(args.num_envs))
+                  num_evals=args.total_steps // args.eval_every + 1,
+                  **scaled(args.num_envs, args.batch_size))
     net = dict(params.pop("network_factory"))
     params.pop("num_resets_per_eval", None)  # Playground's train script's, not Brax's train
     (out / "config.json").write_text(json.dumps(dict(
@@ -58,10 +62,13 @@ def main(argv=None):
         _train(args, env, params, net, log, start)
 
 
-def scaled(num_envs: int) -> dict:
-    """Playground's N, batch, updates per vector step and warm-up at `num_envs` envs, derived as
-    `scripts/train.py --num_envs N` derives its own (the shipped config is Playground's)."""
+def scaled(num_envs: int, batch_size: int | None = None) -> dict:
+    """Playground's N, batch, updates per vector step and warm-up at `num_envs` envs (and
+    `batch_size`, if given), derived as `scripts/train.py --num_envs N [--batch_size B]` derives
+    its own (the shipped config is Playground's)."""
     values = dict(num_envs=num_envs)
+    if batch_size is not None:
+        values["batch_size"] = batch_size
     budget.follow_envs(values)
     return dict(num_envs=num_envs, batch_size=values.get("batch_size", Config.batch_size),
                 grad_updates_per_step=values.get("updates_per_step", Config.updates_per_step),

@@ -51,11 +51,15 @@ def test_brax_at_the_same_n_scales_its_batch_and_updates_as_ours(tmp_path):
     spec.loader.exec_module(brax_sac)
     for n in (128, 512, 2048):
         ours = _config(scaling.arms(n)["batch"], tmp_path)
-        theirs = brax_sac.scaled(n)
-        assert (theirs["num_envs"], theirs["batch_size"], theirs["grad_updates_per_step"]) == (
-            n, ours.batch_size, ours.updates_per_step)
         brax = scaling.arms(n)["brax"].command("CartpoleSwingup", 0, 10, tmp_path)
         assert brax[brax.index("--num_envs") + 1] == str(n)
+        theirs = brax_sac.scaled(n, int(brax[brax.index("--batch_size") + 1]))
+        assert (theirs["num_envs"], theirs["batch_size"], theirs["grad_updates_per_step"]) == (
+            n, ours.batch_size, ours.updates_per_step)
+    # without a batch, Brax's follows our derivation, whatever it ships
+    at_2048 = _config(baseline.System("shipped", "s", (), num_envs=2048), tmp_path)
+    assert (brax_sac.scaled(2048)["batch_size"], brax_sac.scaled(2048)["grad_updates_per_step"]) \
+        == (at_2048.batch_size, at_2048.updates_per_step)
 
 
 def test_each_ablation_drops_its_part_of_the_recipe_and_nothing_else(tmp_path):

@@ -65,7 +65,7 @@ class System:
             return [sys.executable, str(REPO / "scripts" / "brax_sac.py"), "--env", task,
                     "--seed", str(seed), "--total_steps", str(total_steps), "--eval_every",
                     str(self.eval_every), "--eval_episodes", str(EVAL_EPISODES), "--num_envs",
-                    str(self.num_envs), "--out", str(out)]
+                    str(self.num_envs), *self.argv, "--out", str(out)]
         envs = ("--num_envs", str(self.num_envs)) if self.num_envs != 128 else ()
         return [sys.executable, str(REPO / "scripts" / "train.py"), "--algo", "sac",
                 "--impl", "jax", *envs, *self.argv, "--env", task,

@@ -11,11 +11,12 @@ its N). The plan, its costs and its rules were written before any result: docs/r
 
 The arms at N envs (B: batch, U: updates of it per vector step; the replay ratio U * B / N):
   old      B = 512, U = 8: the defaults before the budget followed N (ratio 32 * 128 / N)
-  batch    the shipped derivation (`config/budget.py`): the ratio of 32 kept by the batch first
+  batch    the derivation shipped when the study began: the ratio of 32 kept by the batch first
+           (up to 2,048), then U
   updates  the ratio kept by U at B = 512 (the updates per env step of 128 envs)
   recipe   `batch` with every part of the recipe (RECIPE)
   brax     Brax's SAC in Playground's config, B and U as `batch`
-  recipe-<part>   the recipe less one part; ensemble, cikd: K = 3 at the budget of `batch`
+  recipe-<part>   the recipe less one part; ensemble, cikd: K = 3 at the shipped budget
 
 Every stage writes under one root, so an arm an earlier stage ran (same task, N and seed) is not
 run again. `decide` applies the plan's rules 2-4 to what has finished: which arms learn, the
@@ -62,18 +63,23 @@ def arms(n: int) -> dict[str, System]:
     def arm(short: str, name: str, argv: tuple[str, ...] = ()) -> System:
         return System(f"{name} (N={n})", f"{short}-n{n}", argv, num_envs=n, eval_every=EVAL_EVERY)
 
+    # the ratio kept by the batch, up to 2,048 (the derivation shipped when the study began),
+    # spelled out so that these arms stay what they ran whatever the study makes the default
+    by_batch = ("--batch_size", str(max(512, min(2048, 512 * n // 128))))
     return {
         "old": arm("old", "Vanilla-SAC, B 512 U 8", ("--batch_size", "512",
                                                      "--updates_per_step", "8")),
-        "batch": arm("batch", "Vanilla-SAC, ratio kept by B"),
+        "batch": arm("batch", "Vanilla-SAC, ratio kept by B", by_batch),
         "updates": arm("updates", "Vanilla-SAC, ratio kept by U", ("--batch_size", "512")),
-        "recipe": arm("recipe", "Vanilla-SAC, recipe", RECIPE),
-        "brax": arm("brax", "Brax SAC, ratio kept by B"),
-        # K = 3 at the budget of `batch` (the recipe's flags join them if the screen chooses it)
-        "ensemble": arm("ensemble", "Ensemble-SAC (K=3), ratio kept by B", ("--algo", "ensemble")),
-        "cikd": arm("cikd", "SAC-CIKD (K=3), ratio kept by B", ("--algo", "cikd")),
+        "recipe": arm("recipe", "Vanilla-SAC, recipe", by_batch + RECIPE),
+        "brax": arm("brax", "Brax SAC, ratio kept by B", by_batch),
+        # K = 3 at the shipped budget, whatever the screen made it (and the recipe's flags, if it
+        # chose them)
+        "ensemble": arm("ensemble", "Ensemble-SAC (K=3), shipped budget", ("--algo", "ensemble")),
+        "cikd": arm("cikd", "SAC-CIKD (K=3), shipped budget", ("--algo", "cikd")),
         **{f"recipe-{part}": arm(f"recipe-no-{part.replace(' ', '-')}",
-                                 f"Vanilla-SAC, recipe less {part}", without(RECIPE, flags))
+                                 f"Vanilla-SAC, recipe less {part}", by_batch + without(RECIPE,
+                                                                                       flags))
            for part, flags in PARTS.items()},
     }
 
