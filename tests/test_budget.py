@@ -23,28 +23,28 @@ def test_at_128_envs_nothing_changes():
     assert config.iters_per_chunk == 154 and eval_period(config) == 625
 
 
-def test_at_2048_envs_the_batch_keeps_the_ratio_and_the_cadences_their_vector_steps():
+def test_at_2048_envs_u_keeps_the_ratio_and_the_cadences_their_vector_steps():
     base, config = _at(), _at("--num_envs", "2048")
-    assert (config.batch_size, config.updates_per_step) == (2048, 32)
+    assert (config.batch_size, config.updates_per_step) == (512, 128)  # issue 29's screen
     assert replay_ratio(config) == 32
     assert config.log_every == 320_000 and config.checkpoint_every == 3_200_000
     assert config.learning_starts == 8_192  # at least two batches in the buffer
     # log points come every as many vector steps as at 128 envs; evaluations every as many SAC
-    # updates (the phase schedule's), so every 157 vector steps of 32 updates, against 625 of 8
-    # at 128 envs: per env step 4 times fewer (every 321,536 env steps against 80,000)
+    # updates (the phase schedule's), so every 40 vector steps of 128 updates, against 625 of 8
+    # at 128 envs: about as often per env step (every 81,920 env steps against 80,000)
     assert config.log_every // 2048 == base.log_every // 128 == 156
-    assert (eval_period(config), eval_period(base)) == (157, 625)
-    assert eval_period(config) * 2048 == 321_536 and eval_period(base) * 128 == 80_000
+    assert (eval_period(config), eval_period(base)) == (40, 625)
+    assert eval_period(config) * 2048 == 81_920 and eval_period(base) * 128 == 80_000
     assert derived(config)["replay_ratio"] == 32
     assert not any("replay ratio" in note for note in budget_warnings(config, 1000))
 
 
 @pytest.mark.parametrize("argv, batch, updates", [
-    (["--num_envs", "512"], 2048, 8),  # the batch grows to its cap
-    (["--num_envs", "8192"], 2048, 128),  # past the batch cap, U grows
+    (["--num_envs", "512"], 512, 32),  # the batch stays at its cap, U grows
+    (["--num_envs", "8192"], 512, 512),
     (["--num_envs", "64"], 512, 4),  # below 128 envs the batch stays, U shrinks
     (["--num_envs", "2048", "--batch_size", "1024"], 1024, 64),  # the given one wins
-    (["--num_envs", "2048", "--updates_per_step", "4"], 2048, 4),  # ... capped: ratio 4
+    (["--num_envs", "2048", "--updates_per_step", "4"], 512, 4),  # ... capped: ratio 1
 ])
 def test_the_other_half_of_the_budget_follows(argv, batch, updates):
     config = _at(*argv)

@@ -92,9 +92,9 @@ def test_the_interval_is_in_updates_unless_given_in_env_steps():
     default = resolve({})
     assert default.interval_in_updates and default.distill_interval_updates == 5000
     assert default.phase_period == 625  # 5000 updates at U = 8
-    # whatever N, in updates: at 2048 envs the budget's U = 32 (config/budget.py) reaches them in
-    # 157 vector steps
-    assert resolve({"num_envs": 2048}).phase_period == 157
+    # whatever N, in updates: at 2048 envs the budget's U = 128 (config/budget.py) reaches them
+    # in 40 vector steps
+    assert resolve({"num_envs": 2048}).phase_period == 40
     env_steps = resolve({"distill_interval": 8192, "num_envs": 2048})
     assert not env_steps.interval_in_updates and env_steps.phase_period == 4
     with pytest.raises(ConfigError, match="give the phase interval once"):
@@ -325,11 +325,11 @@ def test_evaluation_past_half_the_run_is_warned():
 
     # the issue's case: --eval_every 1000 at 2048 envs evaluates at every vector step
     config = resolve({"num_envs": 2048, "eval_every": 1000, "distill_interval": 204_800})
-    assert eval_share(config, 1000) == pytest.approx(1000 / 1033)  # U = 32 at 2048 envs
+    assert eval_share(config, 1000) == pytest.approx(1000 / 1129)  # U = 128 at 2048 envs
     (note,) = budget_warnings(config, 1000)
-    assert note.startswith("evaluation would take about 97% of the run") and "raise --eval_every" \
+    assert note.startswith("evaluation would take about 89% of the run") and "raise --eval_every" \
         in note
-    assert budget_warnings(config, 5) == []  # T = 5: 5 steps per 33 of training
+    assert budget_warnings(config, 5) == []  # T = 5: 5 steps per 129 of training
     for argv in ([], ["--profile", "parallel"], ["--profile", "paper"],
                  ["--profile", "playground"]):
         shipped = config_from_args(argv)[0]  # T: the tasks' 1000

@@ -3,17 +3,17 @@ changes beside N.
 
 The shipped config is Playground's tuned SAC at N = 128 (`REFERENCE_ENVS`): U = 8 updates of
 B = 512 per vector step, a **replay ratio** (samples drawn per env step, U * B / N) of 32. At
-another N, unless the run gives them, `follow_envs` keeps that ratio by growing the batch first
-(the axis an accelerator takes for free; FastTD3 and FastSAC run batches of 8k-32k) up to
-`BATCH_CAP`, then U; and it keeps the cadences that count vector steps (log points, checkpoints)
-at their 128-env count of vector steps, so a run at 2048 envs logs and saves no more often per
-vector step than one at 128. Below 128 envs the batch stays and U shrinks. An explicit
+another N, unless the run gives them, `follow_envs` keeps that ratio by growing the batch up to
+`BATCH_CAP` (512 since issue 29's screen: the batch no longer grows), then U; and it keeps the
+cadences that count vector steps (log points, checkpoints) at their 128-env count of vector
+steps, so a run at 2048 envs logs and saves no more often per vector step than one at 128.
+Below 128 envs the batch stays and U shrinks. An explicit
 `--batch_size` or `--updates_per_step` wins (the other follows it to keep the ratio), and a
 ratio far below the shipped one is a warning (`checks.budget_warnings`).
 
 The evaluation needs no scaling: it falls at the phase schedule's points, counted in SAC updates
-(`loop/trainer.py`, `EvalCadence`): every 625 vector steps of 8 updates at 128 envs, every 157 of
-32 at 2048 (4 times fewer per env step, each between more samples of updates). Nor does the
+(`loop/trainer.py`, `EvalCadence`): every 625 vector steps of 8 updates at 128 envs, every 40 of
+128 at 2048 (the same per env step and per SAC update). Nor does the
 warm-up: `--learning_starts` is a count of transitions in the buffer (Playground's
 `min_replay_size`), raised to two batches where the batch grows.
 """
@@ -23,14 +23,15 @@ from __future__ import annotations
 from mjx_cikd.config.schema import Config
 
 REFERENCE_ENVS = 128  # the N of the shipped config (Config.num_envs)
-# The largest batch the ratio grows (per member and SAC update): the largest whose cost per sample
-# does not rise on this project's CPU (measured, CartpoleSwingup, K = 1, `bench/batch_cost.py`,
-# docs/benchmarks.md: 15.7, 15.6 and 18.0 us per sample at B = 512, 2,048 and 8,192; an update of
-# 8,192 costs 18 of 512). A cap keeps the updates too: at 2048 envs and 2M env steps, B = 2,048
-# and U = 32 give each member 31k updates, B = 8,192 and U = 8 only 7.8k (about what 64 envs give
-# in 62k env steps, where CartpoleSwingup is still near 40). FastSAC runs 8,192 and FastTD3 32,768
-# on a GPU, where the batch is the cheap axis (not measured here yet): issue 29's study decides.
-BATCH_CAP = 2048
+# The largest batch the ratio grows (per member and SAC update), chosen by issue 29's screen
+# (docs/results.md, "Thousands of envs"; rule 3, applied by experiments/scaling.decide): at 2048
+# envs on CartpoleSwingup, 1M env steps, 3 seeds each, the ratio kept by U at B = 512 (U = 128)
+# beat the ratio kept by the batch up to 2,048 (U = 32) in every pair of seeds, at about the same
+# cost per sample on this CPU (15.7 and 15.6 us at B = 512 and 2,048, `bench/batch_cost.py`): the
+# learning follows the number of updates, not the samples they draw. So the batch no longer grows:
+# U carries the ratio. On a GPU, where the batch is the cheap axis and U is serial, this costs
+# wall-clock; `--profile parallel` is the preset there, `--batch_size` the flag.
+BATCH_CAP = 512
 # A ratio below the shipped one divided by this is warned about
 RATIO_WARNING = 4
 
