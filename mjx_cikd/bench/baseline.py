@@ -146,20 +146,18 @@ class Seed(NamedTuple):
 
 
 def _updates_per_env_step(run_dir: pathlib.Path) -> float:
-    """Ours: the budget `run.json` records; Brax's: its config's updates per vector step over N."""
-    for name, keys in (("run.json", ("budget", "updates_per_env_step")), ("config.json", ())):
-        path = run_dir / name
-        if not path.is_file():
-            continue
-        data = json.loads(path.read_text())
-        if keys:
-            value = data.get(keys[0], {}).get(keys[1])
-            if value is not None:
-                return float(value)
-        elif "grad_updates_per_step" in data:  # Brax's script writes Playground's names
-            return data["grad_updates_per_step"] / data["num_envs"]
-        elif "updates_per_step" in data:
-            return data["updates_per_step"] / data["num_envs"]
+    """Ours: the budget `run.json` records; else the config's updates per vector step over N
+    (Brax's script writes Playground's name for them); NaN if neither is there."""
+    run, config = run_dir / "run.json", run_dir / "config.json"
+    if run.is_file():
+        value = json.loads(run.read_text()).get("budget", {}).get("updates_per_env_step")
+        if value is not None:
+            return float(value)
+    if config.is_file():
+        data = json.loads(config.read_text())
+        updates = data.get("grad_updates_per_step", data.get("updates_per_step"))
+        if updates is not None:
+            return updates / data["num_envs"]
     return float("nan")
 
 

@@ -59,10 +59,11 @@ def final_table(runs: list[Run], threshold=None) -> list[str]:
         f"Steps to {reach_to} | Area under the curve | 95% CI |", "|---" * 10 + "|"]
     notes = []
     for task in tasks_of(runs):
-        curves = [c for r in task_runs(runs, task) for c in curves_of(r)]
+        # each run's curves once (a bootstrap each); the threshold reads the best and members'
+        curves = [c for r in task_runs(runs, task) for c in curves_of(r) + mean_member(r)]
         value, note = threshold_of(task, curves, threshold)
         notes.append(note)
-        for c in [c for r in task_runs(runs, task) for c in curves_of(r) + mean_member(r)]:
+        for c in curves:
             reach = "n/a" if value is None else fmt_steps(
                 stats.first_reach(c.steps, c.band.mean, value))
             curve = {BEST: "best member", WORST: "worst member",
