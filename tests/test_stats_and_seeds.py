@@ -1,6 +1,6 @@
 """Seeds and evaluation: bootstrap bands, independent seeds under num_seeds, num_seeds=S equal to S
 plain runs, deterministic tanh(mean) evaluation. The experiment sets and reproduce.py:
-tests/test_experiments.py; curves, tables and plot.py: tests/test_analysis.py."""
+tests/test_experiments.py; curves, tables and plot.py: tests/test_curves_and_tables.py."""
 
 import functools
 
