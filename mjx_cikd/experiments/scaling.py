@@ -105,7 +105,7 @@ STAGES = {
                     ("brax", "old", "batch", "updates", "recipe")),
     "across": Stage("Does the choice hold at 128 and 512 envs and on a second task?",
                     {"CartpoleSwingup": 1_000_000, "ReacherEasy": 300_000}, (128, 512, 2048),
-                    ("brax", "batch")),
+                    ("brax", "updates")),  # `updates`: the screen's choice by rule 3
     "k3": Stage("Do Ensemble-SAC and SAC-CIKD (K = 3) learn at 2048 envs with the chosen profile?",
                 {"CartpoleSwingup": 1_000_000}, (2048,), ("ensemble", "cikd")),
     "ablate": Stage("Which parts of the recipe carry it (run only if the recipe wins the screen)?",
