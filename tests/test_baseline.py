@@ -97,8 +97,10 @@ def test_the_report_reads_both_systems_and_scores_thresholds(tmp_path):
     np.testing.assert_array_equal(baseline.on_grid(seed, np.array([5_000, 20_000, 25_000])),
                                   [np.nan, 900.0, 900.0])
     systems = tuple(s for s in baseline.SYSTEMS if s.slug in ("brax", "ours-playground"))
+    # a budget of 25k: the last evaluations (30k) fall past it, as a run's last vector step does,
+    # and the curves and areas still reach them
     table, png = baseline.report(root, tmp_path / "figs", ("ReacherEasy",), systems,
-                                 total_steps=30_000)
+                                 total_steps=25_000)
     text = table.read_text()
     assert png.is_file() and png.stat().st_size > 10_000
     ours = next(line for line in text.splitlines() if "--profile playground" in line

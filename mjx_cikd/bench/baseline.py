@@ -224,7 +224,10 @@ def report(root: pathlib.Path, out: pathlib.Path, tasks=TASKS, systems=SYSTEMS,
     out.mkdir(parents=True, exist_ok=True)
     runs = collect(root, tasks, systems)
     every = min(s.eval_every for s in systems)
-    grid = np.arange(every, total_steps + 1, every)
+    # up to the last evaluation of any run: a run ends (and evaluates) at the first vector step
+    # past the budget, so its final evaluation can fall past `total_steps`
+    last = max([total_steps, *(s.steps[-1] for v in runs.values() for s in v)])
+    grid = np.arange(every, last + 1, every)
     # the final return: each run's last evaluation (all end within one vector step of the budget)
     finals = {k: np.array([s.returns[-1] for s in v]) for k, v in runs.items()}
     lines = ["| task | system | seeds | final return, mean | 95% CI | IQM | 95% CI | env steps "
