@@ -17,7 +17,7 @@ from mjx_cikd.host import fork_runs
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("run_dir", help="an Ensemble-SAC run directory with checkpoints")
     parser.add_argument("--step", type=int, help="the checkpoint's env step (default: newest)")
     parser.add_argument("--out", required=True, help="where forks.jsonl goes")

@@ -16,7 +16,7 @@ from mjx_cikd.experiments import scaling
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("command", choices=("run", "report"))
     parser.add_argument("stage", choices=list(scaling.STAGES))
     parser.add_argument("root", type=pathlib.Path, help="the study's run directories")
