@@ -2,11 +2,9 @@
 (and any extra records) at three steps, with the variant record that puts the run in a set."""
 
 import json
-import pathlib
 
 from mjx_cikd.experiments.plan import VariantRecord
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 STEPS = [100, 200, 300]
 
 

@@ -2,14 +2,17 @@
 (mjx_cikd.experiments: runs, tables, figures, analysis; scripts/plot.py)."""
 
 import dataclasses
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from run_records import ROOT, demo_runs, table_rows, variant_record, write_run
+from run_records import demo_runs, table_rows, variant_record, write_run
 
 from mjx_cikd.experiments import analysis, figures, runs, tables
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_curves_tables_and_steps_to_threshold(tmp_path):

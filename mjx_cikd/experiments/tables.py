@@ -59,7 +59,8 @@ def final_table(runs: list[Run], threshold=None) -> list[str]:
         f"Steps to {reach_to} | Area under the curve | 95% CI |", "|---" * 10 + "|"]
     notes = []
     for task in tasks_of(runs):
-        # each run's curves once (a bootstrap each); the threshold reads the best and members'
+        # each run's curves (the mean member's too) built once, a bootstrap each, for both the
+        # threshold and the rows
         curves = [c for r in task_runs(runs, task) for c in curves_of(r) + mean_member(r)]
         value, note = threshold_of(task, curves, threshold)
         notes.append(note)
